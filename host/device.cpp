@@ -1,0 +1,65 @@
+// Device: context, queue, memory accounting and program cache (see device.hpp).
+#include "host/device.hpp"
+
+#include "host/kernel_sources.hpp"
+#include "host/opencl.hpp"
+
+namespace quill::host {
+namespace {
+
+const DeviceInfo& select(const DeviceOptions& options, std::vector<DeviceInfo>& storage) {
+  storage = enumerate_devices();
+  return choose_device(storage, device_spec_or_env(options.spec));
+}
+
+}  // namespace
+
+Device::Device(const DeviceOptions& options)
+    : info_([&] {
+        std::vector<DeviceInfo> all;
+        return select(options, all);
+      }()),
+      profiling_(options.profiling) {
+  cl_int status = CL_SUCCESS;
+  cl_device_id device = info_.device;
+  context_ = clCreateContext(nullptr, 1, &device, nullptr, nullptr, &status);
+  check_cl(status, "clCreateContext");
+  const cl_command_queue_properties props = profiling_ ? CL_QUEUE_PROFILING_ENABLE : 0;
+  queue_ = clCreateCommandQueue(context_, device, props, &status);
+  if (status != CL_SUCCESS) {
+    clReleaseContext(context_);
+    check_cl(status, "clCreateCommandQueue");
+  }
+  cache_ = std::make_unique<ProgramCache>(info_, context_);
+}
+
+Device::~Device() {
+  if (queue_) {
+    clFinish(queue_);
+    clReleaseCommandQueue(queue_);
+  }
+  if (context_) clReleaseContext(context_);
+}
+
+std::shared_ptr<const Program> Device::program(std::string_view source, std::string_view options) {
+  std::string all_options = capability_build_options(info_);
+  if (!options.empty()) {
+    all_options += ' ';
+    all_options += options;
+  }
+  return cache_->get(std::string(source), load_kernel_source(source), all_options);
+}
+
+void Device::finish() { check_cl(clFinish(queue_), "clFinish"); }
+void Device::flush() { check_cl(clFlush(queue_), "clFlush"); }
+
+void Device::note_alloc(size_t bytes) {
+  const uint64_t now = allocated_.fetch_add(bytes) + bytes;
+  uint64_t peak = peak_.load();
+  while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+  }
+}
+
+void Device::note_free(size_t bytes) { allocated_.fetch_sub(bytes); }
+
+}  // namespace quill::host

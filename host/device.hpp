@@ -1,0 +1,61 @@
+// Device: one OpenCL device with its context, in-order queue, capabilities, device-memory
+// accounting and kernel-program cache.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "host/cl_handles.hpp"
+#include "host/device_info.hpp"
+#include "host/program.hpp"
+
+namespace quill::host {
+
+struct DeviceOptions {
+  std::string spec;         // "" = $QUILL_DEVICE or the default rule (device_info.hpp)
+  bool profiling = false;   // event timing on the queue
+};
+
+class Device {
+ public:
+  explicit Device(const DeviceOptions& options = {});
+  ~Device();
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  const DeviceInfo& info() const { return info_; }
+  ClContext context() const { return context_; }
+  ClQueue queue() const { return queue_; }
+  bool profiling() const { return profiling_; }
+
+  // The program built from kernels/<source> with the capability flags plus `options`; built once
+  // per (source, options) and cached in memory and on disk (program.hpp).
+  std::shared_ptr<const Program> program(std::string_view source, std::string_view options = "");
+
+  ProgramCache& program_cache() { return *cache_; }
+
+  void finish();  // waits for all queued work
+  void flush();
+
+  // Device memory accounting (Buffer reports here).
+  void note_alloc(size_t bytes);
+  void note_free(size_t bytes);
+  uint64_t allocated_bytes() const { return allocated_.load(); }
+  uint64_t peak_allocated_bytes() const { return peak_.load(); }
+
+ private:
+  DeviceInfo info_;
+  ClContext context_ = nullptr;
+  ClQueue queue_ = nullptr;
+  bool profiling_ = false;
+  std::unique_ptr<ProgramCache> cache_;
+  std::atomic<uint64_t> allocated_{0};
+  std::atomic<uint64_t> peak_{0};
+};
+
+}  // namespace quill::host

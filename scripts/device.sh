@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs on an NVIDIA GPU machine without network (the device tool, ../shared/GPU.md): unpacks the
+# packages carried in .device/ (scripts/fetch_device_debs.sh), registers NVIDIA's OpenCL ICD, builds
+# quill in build-device/, then runs the steps asked for: `test` (the suite on the GPU), `bench`
+# (kernel and end-to-end benchmarks), or `all`. Results land in $OUT (default ./device-out).
+# Usage: bash scripts/device.sh [test] [bench] [all] [ctest args after --]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-device-out}
+mkdir -p "$out"
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(all)
+
+if [ ! -e /etc/OpenCL/vendors/nvidia.icd ]; then
+  for f in .device/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  mkdir -p /etc/OpenCL/vendors
+  lib=$(ldconfig -p | awk '/libnvidia-opencl.so.1/ {print $NF; exit}')
+  echo "${lib:-/usr/lib/libnvidia-opencl.so.1}" > /etc/OpenCL/vendors/nvidia.icd
+fi
+clinfo -l 2>&1 | tee "$out/clinfo.txt"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$out/nvidia-smi.txt"
+
+jobs=$(nproc)
+cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release > "$out/cmake.log" 2>&1 || { tail -30 "$out/cmake.log"; exit 1; }
+cmake --build build-device -j "$jobs" > "$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | head -40; exit 1; }
+./build-device/quill devices | tee "$out/devices.txt"
+./build-device/quill devices --json > "$out/devices.json"
+
+want() { for s in "${steps[@]}"; do [ "$s" = "$1" ] || [ "$s" = all ] && return 0; done; return 1; }
+
+status=0
+if want test; then
+  (cd build-device && QUILL_TEST_DEVICE=gpu ctest --output-on-failure -j 8 > "../$out/ctest-gpu.log" 2>&1)
+  status=$?
+  tail -25 "$out/ctest-gpu.log"
+fi
+if want bench; then
+  ./build-device/benchmarks/quill_bench_kernels --device gpu --tokens 1 | tee "$out/bench-kernels.txt"
+  ./build-device/benchmarks/quill_bench_kernels --device gpu --tokens 1 --json > "$out/bench-kernels.jsonl"
+fi
+exit $status
