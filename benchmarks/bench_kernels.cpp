@@ -70,7 +70,7 @@ Result bench_f16(host::Device& device, int rows, int cols, int n_tok, int reps) 
   std::vector<double> seconds;
   for (int r = 0; r < reps + 3; ++r) {
     host::Event event;
-    matmul.run(wb, xb, yb, rows, cols, cols, n_tok, &event);
+    matmul.run(wb, xb, yb, rows, cols, cols, n_tok, false, &event);
     if (r >= 3) seconds.push_back(event.elapsed_ns() * 1e-9);
   }
   return {"f16", rows, cols, n_tok, median(seconds), double(w.size()) * 2};

@@ -11,5 +11,6 @@ namespace quill::cli {
 using Command = std::function<int()>;
 
 Command add_devices_command(CLI::App& app);
+Command add_run_command(CLI::App& app);
 
 }  // namespace quill::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     commands[app.get_subcommands({})[before]] = std::move(command);
   };
   add(quill::cli::add_devices_command);
+  add(quill::cli::add_run_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

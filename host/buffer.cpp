@@ -59,6 +59,22 @@ void Buffer::read(void* dst, size_t bytes, size_t offset) const {
            "clEnqueueReadBuffer");
 }
 
+void Buffer::write_async(const void* src, size_t bytes, size_t offset) {
+  if (offset > bytes_ || bytes > bytes_ - offset)
+    fail(ErrorKind::kInternal, "buffer write of {} bytes at {} past its {} bytes", bytes, offset, bytes_);
+  if (bytes == 0) return;
+  check_cl(clEnqueueWriteBuffer(device_->queue(), mem_, CL_FALSE, offset, bytes, src, 0, nullptr, nullptr),
+           "clEnqueueWriteBuffer");
+}
+
+void Buffer::copy_from(const Buffer& src, size_t bytes, size_t src_offset, size_t offset) {
+  if (offset > bytes_ || bytes > bytes_ - offset || src_offset > src.bytes_ || bytes > src.bytes_ - src_offset)
+    fail(ErrorKind::kInternal, "buffer copy of {} bytes out of range", bytes);
+  if (bytes == 0) return;
+  check_cl(clEnqueueCopyBuffer(device_->queue(), src.mem_, mem_, src_offset, offset, bytes, 0, nullptr, nullptr),
+           "clEnqueueCopyBuffer");
+}
+
 void Buffer::fill_bytes(uint8_t value) {
   check_cl(clEnqueueFillBuffer(device_->queue(), mem_, &value, 1, 0, bytes_, 0, nullptr, nullptr),
            "clEnqueueFillBuffer");

@@ -30,6 +30,10 @@ class Buffer {
   void write(const void* src, size_t bytes, size_t offset = 0);
   void read(void* dst, size_t bytes, size_t offset = 0) const;
   void fill_bytes(uint8_t value);  // e.g. poison an output before a test
+  // Non-blocking: src must stay valid and unchanged until the queue's next synchronization.
+  void write_async(const void* src, size_t bytes, size_t offset = 0);
+  // Non-blocking device-side copy of `bytes` from src at src_offset to this buffer at offset.
+  void copy_from(const Buffer& src, size_t bytes, size_t src_offset = 0, size_t offset = 0);
 
   template <typename T>
   void write(std::span<const T> src) {

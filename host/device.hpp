@@ -48,6 +48,10 @@ class Device {
   uint64_t allocated_bytes() const { return allocated_.load(); }
   uint64_t peak_allocated_bytes() const { return peak_.load(); }
 
+  // Kernel launches enqueued so far (Kernel::launch counts here).
+  void note_launch() { launches_.fetch_add(1, std::memory_order_relaxed); }
+  uint64_t launch_count() const { return launches_.load(std::memory_order_relaxed); }
+
  private:
   DeviceInfo info_;
   ClContext context_ = nullptr;
@@ -56,6 +60,7 @@ class Device {
   std::unique_ptr<ProgramCache> cache_;
   std::atomic<uint64_t> allocated_{0};
   std::atomic<uint64_t> peak_{0};
+  std::atomic<uint64_t> launches_{0};
 };
 
 }  // namespace quill::host

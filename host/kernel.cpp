@@ -87,6 +87,7 @@ void Kernel::launch(Device& device, Range global, Range local, Event* event) {
   const cl_int status = clEnqueueNDRangeKernel(device.queue(), kernel_, cl_uint(global.dims), nullptr, rounded,
                                                local.size, 0, nullptr, event ? event->out() : nullptr);
   if (status != CL_SUCCESS) check_cl(status, ("clEnqueueNDRangeKernel(" + name_ + ")").c_str());
+  device.note_launch();
 }
 
 }  // namespace quill::host

@@ -1,4 +1,4 @@
-// The fp16-weight matmul kernel against an fp64 CPU reference on fresh random inputs, output
+// The fp16- (and f32-) weight matmul kernel, plain and accumulating, against an fp64 CPU reference on fresh random inputs, output
 // buffer poisoned first, over odd and real shapes.
 #include <gtest/gtest.h>
 
@@ -15,6 +15,8 @@ namespace {
 
 struct Shape {
   int rows, cols, n_tok, stride_pad;
+  bool f32 = false;         // f32 weights instead of fp16
+  bool accumulate = false;  // y += x W^T
 };
 
 class MatmulF16Test : public ::testing::TestWithParam<Shape> {};
@@ -28,19 +30,26 @@ TEST_P(MatmulF16Test, MatchesFp64Reference) {
   const auto x = test::random_floats(rng, size_t(s.n_tok) * s.cols, -2.0f, 2.0f);
   std::vector<uint16_t> w(wf.size());
   for (size_t i = 0; i < w.size(); ++i) w[i] = float_to_half(wf[i]);
+  auto weight = [&](size_t i) { return s.f32 ? double(wf[i]) : double(half_to_float(w[i])); };
 
-  Buffer wb = upload(device, w), xb = upload(device, x);
+  Buffer wb = s.f32 ? upload(device, wf) : upload(device, w);
+  Buffer xb = upload(device, x);
   Buffer yb(device, size_t(s.n_tok) * s.rows * sizeof(float));
-  yb.fill_bytes(0xff);  // NaN poison: every output must be written
-  MatmulF16 matmul(device);
-  matmul.run(wb, xb, yb, s.rows, s.cols, stride, s.n_tok);
+  const auto y0 = test::random_floats(rng, size_t(s.n_tok) * s.rows);
+  if (s.accumulate) {
+    yb.write(y0.data(), y0.size() * sizeof(float));
+  } else {
+    yb.fill_bytes(0xff);  // NaN poison: every output must be written
+  }
+  MatmulF16 matmul(device, s.f32);
+  matmul.run(wb, xb, yb, s.rows, s.cols, stride, s.n_tok, s.accumulate);
   const auto y = yb.read_vector<float>(size_t(s.n_tok) * s.rows);
 
   for (int t = 0; t < s.n_tok; ++t) {
     for (int r = 0; r < s.rows; ++r) {
-      double ref = 0, mag = 0;
+      double ref = s.accumulate ? y0[size_t(t) * s.rows + r] : 0.0, mag = std::fabs(ref);
       for (int c = 0; c < s.cols; ++c) {
-        const double p = double(half_to_float(w[size_t(r) * stride + c])) * x[size_t(t) * s.cols + c];
+        const double p = weight(size_t(r) * stride + c) * x[size_t(t) * s.cols + c];
         ref += p;
         mag += std::fabs(p);
       }
@@ -54,11 +63,14 @@ TEST_P(MatmulF16Test, MatchesFp64Reference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, MatmulF16Test,
                          ::testing::Values(Shape{1, 1, 1, 0}, Shape{3, 17, 1, 0}, Shape{64, 64, 1, 0},
                                            Shape{172, 64, 3, 0}, Shape{64, 172, 17, 0}, Shape{5, 8, 5, 8},
-                                           Shape{33, 4096, 2, 0}, Shape{4096, 64, 1, 0}, Shape{7, 263, 9, 1}),
+                                           Shape{33, 4096, 2, 0}, Shape{4096, 64, 1, 0}, Shape{7, 263, 9, 1},
+                                           Shape{172, 64, 3, 0, true}, Shape{17, 33, 5, 3, true, true},
+                                           Shape{64, 172, 1, 0, false, true}),
                          [](const auto& info) {
                            const Shape& s = info.param;
                            return std::to_string(s.rows) + "x" + std::to_string(s.cols) + "_t" +
-                                  std::to_string(s.n_tok) + "_pad" + std::to_string(s.stride_pad);
+                                  std::to_string(s.n_tok) + "_pad" + std::to_string(s.stride_pad) +
+                                  (s.f32 ? "_f32" : "_f16") + (s.accumulate ? "_acc" : "");
                          });
 
 }  // namespace

@@ -1,0 +1,50 @@
+// Linear: one weight matrix on the device in one scheme's layout (repacked at upload into what its
+// kernel reads best), computing y = x W^T. Immutable after upload and shared by sessions; per-call
+// scratch comes from the caller's Workspace. Dequantization is always fused into the matmul.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include "engine/quant_scheme.hpp"
+#include "engine/quantize_matrix.hpp"
+#include "engine/workspace.hpp"
+#include "host/buffer.hpp"
+#include "host/device.hpp"
+
+namespace quill {
+
+class Linear {
+ public:
+  Linear(int64_t rows, int64_t cols, QuantScheme scheme) : rows_(rows), cols_(cols), scheme_(scheme) {}
+  virtual ~Linear() = default;
+  Linear(const Linear&) = delete;
+  Linear& operator=(const Linear&) = delete;
+
+  int64_t rows() const { return rows_; }  // out features
+  int64_t cols() const { return cols_; }  // in features
+  QuantScheme scheme() const { return scheme_; }
+
+  // x: [n_tok, cols] f32   y: [n_tok, rows] f32. accumulate: y += x W^T (the residual-add epilogue);
+  // otherwise y = x W^T. Enqueues work on the device's queue; does not wait for it.
+  virtual void forward(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws) = 0;
+
+  // Device bytes of the weights (what one GEMV reads), and kernel launches per forward.
+  virtual uint64_t weight_bytes() const = 0;
+  virtual int launches_per_forward(int n_tok) const { return 1; }
+
+ protected:
+  std::mutex launch_mutex_;  // kernel-argument state is shared: one launch sequence at a time
+
+ private:
+  int64_t rows_, cols_;
+  QuantScheme scheme_;
+};
+
+// Uploads a quantized matrix (from quantize(): the scheme is the variant's) to the device.
+// params: the scheme's parameters (llm-int8 threshold, ...).
+std::unique_ptr<Linear> make_linear(host::Device& device, const QuantizedMatrix& q, QuantScheme scheme,
+                                    const QuantParams& params);
+
+}  // namespace quill

@@ -1,0 +1,121 @@
+// Model loading: quantize each matmul of the weight source and upload it (see model.hpp).
+#include "engine/model.hpp"
+
+#include <chrono>
+
+#include "engine/error.hpp"
+#include "engine/half.hpp"
+#include "engine/log.hpp"
+#include "engine/progress.hpp"
+
+namespace quill {
+
+MatrixF32 stack_rows(std::initializer_list<const MatrixF32*> parts) {
+  MatrixF32 out;
+  out.cols = (*parts.begin())->cols;
+  for (const MatrixF32* p : parts) {
+    if (p->cols != out.cols) fail(ErrorKind::kFormat, "cannot fuse matrices with {} and {} columns", out.cols, p->cols);
+    out.rows += p->rows;
+  }
+  out.data.reserve(size_t(out.rows * out.cols));
+  for (const MatrixF32* p : parts) out.data.insert(out.data.end(), p->data.begin(), p->data.end());
+  return out;
+}
+
+namespace {
+
+struct Accounting {
+  double bits = 0;      // sum of bits over the per-layer matmuls
+  double weights = 0;   // their element count
+};
+
+std::unique_ptr<Linear> upload_matrix(host::Device& device, const MatrixF32& w, QuantScheme scheme,
+                                      const QuantParams& params, std::span<const int32_t> outliers,
+                                      Accounting* accounting) {
+  const QuantizedMatrix q = quantize(w, scheme, params, outliers);
+  if (accounting) {
+    accounting->bits += bits_per_weight(q) * double(w.rows * w.cols);
+    accounting->weights += double(w.rows * w.cols);
+  }
+  return make_linear(device, q, scheme, params);
+}
+
+host::Buffer upload_floats(host::Device& device, const std::vector<float>& v) { return host::upload(device, v); }
+
+}  // namespace
+
+Model::Model(const WeightSource& source, const ModelOptions& options)
+    : device_(std::make_unique<host::Device>(host::DeviceOptions{options.device, options.profiling})),
+      config_(source.config()),
+      tokenizer_(source.tokenizer()),
+      description_(source.description()) {
+  const auto start = std::chrono::steady_clock::now();
+  scheme_ = options.scheme.value_or(QuantScheme::F32);
+  validate_quant_params(scheme_, options.params);
+  outlier_dims_ = options.outlier_dims.empty() ? source.known_outlier_dims() : options.outlier_dims;
+  if (tokenizer_.vocab_size() != config_.vocab_size)
+    fail(ErrorKind::kFormat, "tokenizer has {} tokens but token_embd has {} rows", tokenizer_.vocab_size(),
+         config_.vocab_size);
+  host::Device& device = *device_;
+  const QuantScheme side_scheme = options.quantize_embeddings ? scheme_
+                                  : scheme_ == QuantScheme::F32 ? QuantScheme::F32
+                                                                : QuantScheme::F16;
+  Accounting accounting;
+  ProgressBar progress(fmt::format("loading {} as {}", description_, scheme_name(scheme_)), config_.n_layers + 1);
+  layers_.resize(size_t(config_.n_layers));
+  for (int l = 0; l < config_.n_layers; ++l) {
+    ModelLayer& layer = layers_[size_t(l)];
+    layer.attn_norm = upload_floats(device, source.norm(l, NormWeight::kAttn));
+    layer.ffn_norm = upload_floats(device, source.norm(l, NormWeight::kFfn));
+    {
+      const MatrixF32 q = source.matrix(l, MatmulWeight::kQ), k = source.matrix(l, MatmulWeight::kK),
+                      v = source.matrix(l, MatmulWeight::kV);
+      layer.qkv = upload_matrix(device, stack_rows({&q, &k, &v}), scheme_, options.params, outlier_dims_, &accounting);
+    }
+    layer.wo = upload_matrix(device, source.matrix(l, MatmulWeight::kO), scheme_, options.params, {}, &accounting);
+    {
+      const MatrixF32 gate = source.matrix(l, MatmulWeight::kGate), up = source.matrix(l, MatmulWeight::kUp);
+      layer.gate_up = upload_matrix(device, stack_rows({&gate, &up}), scheme_, options.params, outlier_dims_,
+                                    &accounting);
+    }
+    layer.down = upload_matrix(device, source.matrix(l, MatmulWeight::kDown), scheme_, options.params, {}, &accounting);
+    progress.update(l + 1);
+  }
+  {
+    const MatrixF32 embd = source.matrix(0, MatmulWeight::kTokenEmbd);
+    embd_f32_ = scheme_ == QuantScheme::F32;
+    if (embd_f32_) {
+      token_embd_ = host::upload(device, embd.data);
+    } else {
+      std::vector<uint16_t> half(embd.data.size());
+      for (size_t i = 0; i < half.size(); ++i) half[i] = float_to_half(embd.data[i]);
+      token_embd_ = host::upload(device, half);
+    }
+    output_norm_ = upload_floats(device, source.norm(0, NormWeight::kOutput));
+    const MatrixF32 head = config_.tied_output ? embd : source.matrix(0, MatmulWeight::kOutput);
+    output_ = upload_matrix(device, head, side_scheme, options.params, outlier_dims_, nullptr);
+  }
+  progress.update(config_.n_layers + 1);
+  progress.finish();
+  bits_ = accounting.weights > 0 ? accounting.bits / accounting.weights : 0;
+  load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::shared_ptr<Model> Model::load_gguf(const std::string& path, const ModelOptions& options) {
+  return std::make_shared<Model>(*gguf_weight_source(path), options);
+}
+
+std::shared_ptr<Model> Model::synthetic(const std::string& preset, const ModelOptions& options, uint64_t seed) {
+  return std::make_shared<Model>(*synthetic_weight_source(preset, seed), options);
+}
+
+uint64_t Model::weight_bytes() const {
+  uint64_t total = output_->weight_bytes();
+  for (const auto& l : layers_)
+    total += l.qkv->weight_bytes() + l.wo->weight_bytes() + l.gate_up->weight_bytes() + l.down->weight_bytes();
+  return total;
+}
+
+double Model::bits_per_weight() const { return bits_; }
+
+}  // namespace quill

@@ -1,0 +1,79 @@
+// Model: an immutable Llama-family model on one device — config, tokenizer, norms, the token
+// embedding, and every matmul as a Linear in the chosen scheme. Shared by sessions (shared_ptr).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/linear.hpp"
+#include "engine/llama_config.hpp"
+#include "engine/tokenizer.hpp"
+#include "engine/weight_source.hpp"
+#include "host/device.hpp"
+
+namespace quill {
+
+struct ModelOptions {
+  std::string device;                     // --device spec ("" = $QUILL_DEVICE or default)
+  std::optional<QuantScheme> scheme;      // nullopt = as stored (f32 file -> f32, else f16)
+  QuantParams params;                     // --block, --double-quant, --int8-threshold
+  bool quantize_embeddings = false;       // output head in the scheme too (else fp16, f32 for f32)
+  std::vector<int32_t> outlier_dims;      // llm-int8: fp16 weight columns to keep (calibrated)
+  bool profiling = false;                 // event timing on the device queue
+};
+
+struct ModelLayer {
+  host::Buffer attn_norm;           // [dim] f32
+  host::Buffer ffn_norm;            // [dim] f32
+  std::unique_ptr<Linear> qkv;      // [q_dim + 2 kv_dim, dim]: wq | wk | wv rows
+  std::unique_ptr<Linear> wo;       // [dim, q_dim]
+  std::unique_ptr<Linear> gate_up;  // [2 ffn, dim]: gate rows | up rows
+  std::unique_ptr<Linear> down;     // [dim, ffn]
+};
+
+class Model {
+ public:
+  // Loads from a weight source (GGUF file or synthetic preset): quantizes every matmul and uploads it.
+  Model(const WeightSource& source, const ModelOptions& options);
+
+  static std::shared_ptr<Model> load_gguf(const std::string& path, const ModelOptions& options);
+  static std::shared_ptr<Model> synthetic(const std::string& preset, const ModelOptions& options, uint64_t seed = 1);
+
+  const LlamaConfig& config() const { return config_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  host::Device& device() const { return *device_; }
+  QuantScheme scheme() const { return scheme_; }
+  const std::string& description() const { return description_; }
+  const std::vector<ModelLayer>& layers() const { return layers_; }
+  const host::Buffer& token_embd() const { return token_embd_; }  // [vocab, dim] fp16 (f32 for f32)
+  bool embd_f32() const { return embd_f32_; }
+  const host::Buffer& output_norm() const { return output_norm_; }
+  Linear& output() const { return *output_; }
+  const std::vector<int32_t>& outlier_dims() const { return outlier_dims_; }
+
+  uint64_t weight_bytes() const;         // device bytes of every matmul weight (what decode reads)
+  double bits_per_weight() const;        // of the seven per-layer matmuls
+  double load_seconds() const { return load_seconds_; }
+
+ private:
+  std::unique_ptr<host::Device> device_;
+  LlamaConfig config_;
+  Tokenizer tokenizer_;
+  QuantScheme scheme_ = QuantScheme::F32;
+  std::string description_;
+  std::vector<ModelLayer> layers_;
+  host::Buffer token_embd_;
+  bool embd_f32_ = false;
+  host::Buffer output_norm_;
+  std::unique_ptr<Linear> output_;
+  std::vector<int32_t> outlier_dims_;
+  double bits_ = 0;
+  double load_seconds_ = 0;
+};
+
+// The matrix of rows of a then b (same cols): fuses QKV and gate/up into one matmul each.
+MatrixF32 stack_rows(std::initializer_list<const MatrixF32*> parts);
+
+}  // namespace quill

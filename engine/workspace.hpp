@@ -1,0 +1,32 @@
+// Workspace: scratch device buffers owned by one session and lent to the kernels it runs (e.g. the
+// int8 activation codes of a Linear). Buffers are keyed by (owner, slot) and grow, never shrink, so
+// steady-state decode allocates nothing.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <utility>
+
+#include "host/buffer.hpp"
+#include "host/device.hpp"
+
+namespace quill {
+
+class Workspace {
+ public:
+  explicit Workspace(host::Device& device) : device_(device) {}
+
+  // A buffer of at least `bytes` for (owner, slot); contents are unspecified.
+  host::Buffer& get(const void* owner, int slot, size_t bytes) {
+    host::Buffer& b = buffers_[{owner, slot}];
+    if (b.empty() || b.bytes() < bytes) b = host::Buffer(device_, std::max<size_t>(bytes, 16));
+    return b;
+  }
+  host::Device& device() { return device_; }
+
+ private:
+  host::Device& device_;
+  std::map<std::pair<const void*, int>, host::Buffer> buffers_;
+};
+
+}  // namespace quill

@@ -1,0 +1,77 @@
+// Launchers for the non-matmul Llama kernels (see transformer_kernels.hpp).
+#include "host/transformer_kernels.hpp"
+
+#include <cmath>
+
+#include "engine/error.hpp"
+#include "host/device.hpp"
+
+namespace quill::host {
+namespace {
+
+constexpr int kAttentionWg = 128;
+
+std::string kv_flag(bool f32) { return f32 ? "-DKV_F32=1" : ""; }
+
+void require(bool ok, const char* what) {
+  if (!ok) fail(ErrorKind::kInternal, "transformer kernel launch: {}", what);
+}
+
+}  // namespace
+
+TransformerKernels::TransformerKernels(Device& device, const TransformerKernelOptions& options)
+    : device_(device),
+      options_(options),
+      norm_wg_(std::min<size_t>(256, device.info().max_work_group_size)),
+      embed_(device.program("elementwise.cl", options.embd_f32 ? "-DEMBD_F32=1" : ""), "embed"),
+      rmsnorm_(device.program("norm.cl"), "rmsnorm"),
+      rope_kv_(device.program("rope.cl", kv_flag(options.kv_f32)), "rope_kv"),
+      attention_(device.program("attention.cl", fmt::format("-DWG={} {}", kAttentionWg, kv_flag(options.kv_f32))),
+                 "attention"),
+      swiglu_(device.program("elementwise.cl", options.embd_f32 ? "-DEMBD_F32=1" : ""), "swiglu") {}
+
+void TransformerKernels::embed(const Buffer& tokens, const Buffer& table, Buffer& x, int n_tok, int dim) {
+  require(tokens.bytes() >= size_t(n_tok) * 4 && x.bytes() >= size_t(n_tok) * dim * 4, "embed: buffer sizes");
+  embed_.args(tokens, table, x, int32_t(dim));
+  embed_.launch(device_, Range(size_t(dim), size_t(n_tok)), Range(std::min(64, dim), 1));
+}
+
+void TransformerKernels::rmsnorm(const Buffer& x, const Buffer& w, Buffer& out, int n_tok, int dim, float eps) {
+  require(x.bytes() >= size_t(n_tok) * dim * 4 && out.bytes() >= size_t(n_tok) * dim * 4 && w.bytes() >= size_t(dim) * 4,
+          "rmsnorm: buffer sizes");
+  rmsnorm_.args(x, w, out, int32_t(dim), eps, LocalBytes{norm_wg_ * sizeof(float)});
+  rmsnorm_.launch(device_, Range(norm_wg_ * n_tok), Range(norm_wg_));
+}
+
+void TransformerKernels::rope_kv(const Buffer& qkv, Buffer& q, Buffer& k_cache, Buffer& v_cache, int n_tok, int q_dim,
+                                 int kv_dim, int head_dim, int rope_dim, float theta, int pos0) {
+  const size_t elem = options_.kv_f32 ? 4 : 2;
+  require(qkv.bytes() >= size_t(n_tok) * (q_dim + 2 * kv_dim) * 4 && q.bytes() >= size_t(n_tok) * q_dim * 4,
+          "rope_kv: activation sizes");
+  require(k_cache.bytes() >= size_t(pos0 + n_tok) * kv_dim * elem && v_cache.bytes() == k_cache.bytes(),
+          "rope_kv: cache too small for the position");
+  require(head_dim % 2 == 0 && rope_dim % 2 == 0 && rope_dim <= head_dim, "rope_kv: head/rope dims must be even");
+  rope_kv_.args(qkv, q, k_cache, v_cache, int32_t(q_dim), int32_t(kv_dim), int32_t(head_dim), int32_t(rope_dim), theta,
+                int32_t(pos0));
+  const size_t pairs = size_t(q_dim / 2 + kv_dim / 2);
+  rope_kv_.launch(device_, Range(pairs, size_t(n_tok)), Range(std::min<size_t>(64, pairs), 1));
+}
+
+void TransformerKernels::attention(const Buffer& q, const Buffer& k_cache, const Buffer& v_cache, Buffer& out,
+                                   int n_tok, int n_heads, int n_kv_heads, int head_dim, int pos0) {
+  require(head_dim <= kAttentionWg, "attention: head_dim above 128 is not supported");
+  require(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention: n_heads must be a multiple of n_kv_heads");
+  require(out.bytes() >= size_t(n_tok) * n_heads * head_dim * 4, "attention: output size");
+  const float scale = 1.0f / std::sqrt(float(head_dim));
+  attention_.args(q, k_cache, v_cache, out, int32_t(n_heads), int32_t(n_kv_heads), int32_t(head_dim), int32_t(pos0),
+                  scale);
+  attention_.launch(device_, Range(size_t(n_heads) * kAttentionWg, size_t(n_tok)), Range(kAttentionWg, 1));
+}
+
+void TransformerKernels::swiglu(const Buffer& gate_up, Buffer& h, int n_tok, int ffn) {
+  require(gate_up.bytes() >= size_t(n_tok) * 2 * ffn * 4 && h.bytes() >= size_t(n_tok) * ffn * 4, "swiglu: sizes");
+  swiglu_.args(gate_up, h, int32_t(ffn));
+  swiglu_.launch(device_, Range(size_t(ffn), size_t(n_tok)), Range(std::min(64, ffn), 1));
+}
+
+}  // namespace quill::host
