@@ -6,7 +6,7 @@
 # Usage: bash scripts/device.sh [test] [bench] [all] [ctest args after --]
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-device-out}
+out=$(realpath -m "${OUT:-device-out}")
 mkdir -p "$out"
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(all)
