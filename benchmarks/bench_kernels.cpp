@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/half.hpp"
+#include "host/bandwidth_probe.hpp"
 #include "host/device.hpp"
 #include "host/kernel.hpp"
 #include "host/matmul_f16.hpp"
@@ -32,23 +33,6 @@ struct Options {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
-}
-
-// Read bandwidth (bytes/s) of the streaming kernel over `bytes` of device memory.
-double measure_read_bandwidth(host::Device& device, size_t bytes, int reps) {
-  bytes = std::min<size_t>(bytes, device.info().max_alloc_bytes) / 16 * 16;
-  host::Buffer src(device, bytes), sink(device, 16);
-  src.fill_bytes(1);
-  host::Kernel kernel(device.program("stream.cl"), "stream_read");
-  kernel.args(src, uint64_t(bytes / 16), sink, uint32_t(0xdeadbeef));
-  const size_t work = size_t(device.info().compute_units) * 2048;
-  std::vector<double> seconds;
-  for (int r = 0; r < reps + 2; ++r) {
-    host::Event event;
-    kernel.launch(device, host::Range(work), host::Range(256), &event);
-    if (r >= 2) seconds.push_back(event.elapsed_ns() * 1e-9);
-  }
-  return double(bytes) / median(seconds);
 }
 
 struct Result {
@@ -90,7 +74,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     host::Device device({.spec = o.device, .profiling = true});
-    const double bandwidth = measure_read_bandwidth(device, size_t(o.stream_mib * 1024 * 1024), o.reps);
+    const double bandwidth = host::measure_read_bandwidth(device, size_t(o.stream_mib * 1024 * 1024), o.reps);
     if (o.json) {
       std::printf("%s\n", nlohmann::json{{"probe", "stream_read"}, {"device", device.info().name},
                                          {"read_gbps", bandwidth * 1e-9}}.dump().c_str());

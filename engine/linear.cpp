@@ -3,7 +3,6 @@
 
 #include <type_traits>
 
-#include "engine/error.hpp"
 #include "engine/linear_factories.hpp"
 
 namespace quill {
@@ -15,8 +14,15 @@ std::unique_ptr<Linear> make_linear(host::Device& device, const QuantizedMatrix&
         using M = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<M, MatrixF32> || std::is_same_v<M, HalfMatrix>) {
           return make_linear_float(device, m);
+        } else if constexpr (std::is_same_v<M, BlockwiseMatrix>) {
+          return make_linear_blockwise(device, m);
+        } else if constexpr (std::is_same_v<M, GgmlBlockMatrix>) {
+          return make_linear_ggml(device, m);
+        } else if constexpr (std::is_same_v<M, KMeansMatrix>) {
+          return make_linear_kmeans(device, m);
         } else {
-          fail(ErrorKind::kInvalidArgument, "scheme {} has no GPU kernel yet", scheme_name(scheme));
+          static_assert(std::is_same_v<M, Int8Matrix>);
+          return make_linear_int8(device, m, scheme, params);
         }
       },
       q);

@@ -1,4 +1,5 @@
 // Linear for f32 and f16 weights: kernels/matmul_f16.cl with the weight type as a build flag.
+#include <algorithm>
 #include <vector>
 
 #include "engine/linear_factories.hpp"
@@ -9,21 +10,32 @@ namespace {
 
 class LinearFloat final : public Linear {
  public:
-  // weights: [rows, cols] of f32 or fp16 values, row-major.
+  // weights: [rows, cols] of f32 or fp16 values, row-major; uploaded as [rows, stride] with each row
+  // padded to a multiple of 8 values, so the kernel reads 16-byte-aligned words.
   template <typename T>
   LinearFloat(host::Device& device, int64_t rows, int64_t cols, const std::vector<T>& weights)
       : Linear(rows, cols, sizeof(T) == 4 ? QuantScheme::F32 : QuantScheme::F16),
-        weights_(host::upload(device, weights)),
+        stride_((cols + 7) / 8 * 8),
+        weights_(host::upload(device, padded_rows(weights, rows, cols, stride_))),
         matmul_(device, sizeof(T) == 4) {}
 
   void forward(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&) override {
     std::lock_guard<std::mutex> lock(launch_mutex_);
-    matmul_.run(weights_, x, y, int(rows()), int(cols()), int(cols()), n_tok, accumulate);
+    matmul_.run(weights_, x, y, int(rows()), int(cols()), int(stride_), n_tok, accumulate);
   }
   uint64_t weight_bytes() const override { return weights_.bytes(); }
 
  private:
-  host::Buffer weights_;  // [rows, cols] f32 or fp16
+  template <typename T>
+  static std::vector<T> padded_rows(const std::vector<T>& w, int64_t rows, int64_t cols, int64_t stride) {
+    if (stride == cols) return w;
+    std::vector<T> out(size_t(rows * stride), T{0});
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(w.begin() + r * cols, cols, out.begin() + r * stride);
+    return out;
+  }
+
+  int64_t stride_;
+  host::Buffer weights_;  // [rows, stride] f32 or fp16
   host::MatmulF16 matmul_;
 };
 

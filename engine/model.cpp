@@ -1,7 +1,12 @@
 // Model loading: quantize each matmul of the weight source and upload it (see model.hpp).
 #include "engine/model.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 #include "engine/error.hpp"
 #include "engine/half.hpp"
@@ -29,10 +34,13 @@ struct Accounting {
   double weights = 0;   // their element count
 };
 
+// Quantizes on the calling thread, then uploads under `upload_mutex` (uploads and kernel builds are
+// serialized; quantization, the slow part, runs in parallel across layers).
 std::unique_ptr<Linear> upload_matrix(host::Device& device, const MatrixF32& w, QuantScheme scheme,
                                       const QuantParams& params, std::span<const int32_t> outliers,
-                                      Accounting* accounting) {
+                                      Accounting* accounting, std::mutex& upload_mutex) {
   const QuantizedMatrix q = quantize(w, scheme, params, outliers);
+  std::lock_guard<std::mutex> lock(upload_mutex);
   if (accounting) {
     accounting->bits += bits_per_weight(q) * double(w.rows * w.cols);
     accounting->weights += double(w.rows * w.cols);
@@ -61,26 +69,57 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
                                   : scheme_ == QuantScheme::F32 ? QuantScheme::F32
                                                                 : QuantScheme::F16;
   Accounting accounting;
+  std::mutex upload_mutex;
   ProgressBar progress(fmt::format("loading {} as {}", description_, scheme_name(scheme_)), config_.n_layers + 1);
+  int layers_done = 0;
   layers_.resize(size_t(config_.n_layers));
-  for (int l = 0; l < config_.n_layers; ++l) {
+  auto load_layer = [&](int l) {
     ModelLayer& layer = layers_[size_t(l)];
-    layer.attn_norm = upload_floats(device, source.norm(l, NormWeight::kAttn));
-    layer.ffn_norm = upload_floats(device, source.norm(l, NormWeight::kFfn));
+    const std::vector<float> attn_norm = source.norm(l, NormWeight::kAttn), ffn_norm = source.norm(l, NormWeight::kFfn);
+    {
+      std::lock_guard<std::mutex> lock(upload_mutex);
+      layer.attn_norm = upload_floats(device, attn_norm);
+      layer.ffn_norm = upload_floats(device, ffn_norm);
+    }
     {
       const MatrixF32 q = source.matrix(l, MatmulWeight::kQ), k = source.matrix(l, MatmulWeight::kK),
                       v = source.matrix(l, MatmulWeight::kV);
-      layer.qkv = upload_matrix(device, stack_rows({&q, &k, &v}), scheme_, options.params, outlier_dims_, &accounting);
+      layer.qkv = upload_matrix(device, stack_rows({&q, &k, &v}), scheme_, options.params, outlier_dims_, &accounting,
+                                upload_mutex);
     }
-    layer.wo = upload_matrix(device, source.matrix(l, MatmulWeight::kO), scheme_, options.params, {}, &accounting);
+    layer.wo = upload_matrix(device, source.matrix(l, MatmulWeight::kO), scheme_, options.params, {}, &accounting,
+                             upload_mutex);
     {
       const MatrixF32 gate = source.matrix(l, MatmulWeight::kGate), up = source.matrix(l, MatmulWeight::kUp);
       layer.gate_up = upload_matrix(device, stack_rows({&gate, &up}), scheme_, options.params, outlier_dims_,
-                                    &accounting);
+                                    &accounting, upload_mutex);
     }
-    layer.down = upload_matrix(device, source.matrix(l, MatmulWeight::kDown), scheme_, options.params, {}, &accounting);
-    progress.update(l + 1);
-  }
+    layer.down = upload_matrix(device, source.matrix(l, MatmulWeight::kDown), scheme_, options.params, {}, &accounting,
+                               upload_mutex);
+    std::lock_guard<std::mutex> lock(upload_mutex);
+    progress.update(++layers_done);
+  };
+  // Layers are independent: quantize them on several threads (each holds one layer's fp32 matrices).
+  const int n_threads = int(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1u, 16u));
+  std::atomic<int> next_layer{0};
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto worker = [&] {
+    for (int l; (l = next_layer.fetch_add(1)) < config_.n_layers;) {
+      try {
+        load_layer(l);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+        next_layer = config_.n_layers;  // stop handing out work
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 1; i < std::min(n_threads, config_.n_layers); ++i) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  if (failure) std::rethrow_exception(failure);
   {
     const MatrixF32 embd = source.matrix(0, MatmulWeight::kTokenEmbd);
     embd_f32_ = scheme_ == QuantScheme::F32;
@@ -93,7 +132,7 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
     }
     output_norm_ = upload_floats(device, source.norm(0, NormWeight::kOutput));
     const MatrixF32 head = config_.tied_output ? embd : source.matrix(0, MatmulWeight::kOutput);
-    output_ = upload_matrix(device, head, side_scheme, options.params, outlier_dims_, nullptr);
+    output_ = upload_matrix(device, head, side_scheme, options.params, outlier_dims_, nullptr, upload_mutex);
   }
   progress.update(config_.n_layers + 1);
   progress.finish();

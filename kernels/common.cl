@@ -66,4 +66,22 @@ inline float work_group_sum(float v, __local float* scratch) {
 
 inline float dot8(float8 a, float8 b) { return dot(a.lo, b.lo) + dot(a.hi, b.hi); }
 
+// Two fp16 values packed in a uint (element 0 in the low 16 bits) to float2.
+inline float2 half2_bits_to_float2(uint bits) {
+#if QUILL_PTX
+  float lo, hi;
+  asm("{.reg .b16 l, h; mov.b32 {l, h}, %2; cvt.f32.f16 %0, l; cvt.f32.f16 %1, h;}" : "=f"(lo), "=f"(hi) : "r"(bits));
+  return (float2)(lo, hi);
+#else
+  __private uint tmp = bits;
+  return vload_half2(0, (__private const half*)&tmp);
+#endif
+}
+
+// Eight fp16 values packed in a uint4 (element 0 in the low half of .x) to float8.
+inline float8 half8_bits_to_float8(uint4 b) {
+  return (float8)(half2_bits_to_float2(b.x), half2_bits_to_float2(b.y), half2_bits_to_float2(b.z),
+                  half2_bits_to_float2(b.w));
+}
+
 #endif  // QUILL_COMMON_CL

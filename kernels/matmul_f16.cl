@@ -15,13 +15,19 @@
 #endif
 #define ROWS_PER_WG (WG_SIZE / QUILL_LANES)
 
+#ifndef UNROLL
+#define UNROLL 4
+#endif
+
+// LOAD_W8: 8 weights from p + c; aligned: (p + c) is 16-byte aligned (fp16 rows padded to 8).
 #if WEIGHT_F32
 #define W_T float
-#define LOAD_W8(c, p) vload8(0, (p) + (c))
+#define LOAD_W8(c, p, aligned) vload8(0, (p) + (c))
 #define LOAD_W1(c, p) ((p)[c])
 #else
 #define W_T half
-#define LOAD_W8(c, p) vload_half8(0, (p) + (c))
+#define LOAD_W8(c, p, aligned) \
+  ((aligned) ? half8_bits_to_float8(*(__global const uint4*)((p) + (c))) : vload_half8(0, (p) + (c)))
 #define LOAD_W1(c, p) vload_half((c), (p))
 #endif
 
@@ -43,8 +49,19 @@ void matmul_f16(__global const W_T* W, __global const float* x, __global float* 
   if (row < rows) {
     __global const W_T* w = W + (size_t)row * w_stride;
     const int cols8 = cols & ~7;
-    for (int c = lane * 8; c < cols8; c += QUILL_LANES * 8) {
-      const float8 wv = LOAD_W8(c, w);
+    const int aligned = (w_stride & 7) == 0;
+    const int step = QUILL_LANES * 8;
+    int c = lane * 8;
+    // UNROLL independent 16-byte weight loads in flight per lane before they are used.
+    for (; c + (UNROLL - 1) * step < cols8; c += UNROLL * step) {
+      float8 wv[UNROLL];
+      for (int u = 0; u < UNROLL; ++u) wv[u] = LOAD_W8(c + u * step, w, aligned);
+      for (int u = 0; u < UNROLL; ++u)
+        for (int t = 0; t < TOK_TILE; ++t)
+          if (t < n_here) acc[t] += dot8(wv[u], vload8(0, x + (size_t)(t0 + t) * cols + c + u * step));
+    }
+    for (; c < cols8; c += step) {
+      const float8 wv = LOAD_W8(c, w, aligned);
       for (int t = 0; t < TOK_TILE; ++t)
         if (t < n_here) acc[t] += dot8(wv, vload8(0, x + (size_t)(t0 + t) * cols + c));
     }

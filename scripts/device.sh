@@ -3,12 +3,17 @@
 # packages carried in .device/ (scripts/fetch_device_debs.sh), registers NVIDIA's OpenCL ICD, builds
 # quill in build-device/, then runs the steps asked for: `test` (the suite on the GPU), `bench`
 # (kernel and end-to-end benchmarks), or `all`. Results land in $OUT (default ./device-out).
-# Usage: bash scripts/device.sh [test] [bench] [all] [ctest args after --]
+# Usage: bash scripts/device.sh [test] [bench] [all] [-- extra ctest arguments, e.g. -R Lut]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${OUT:-device-out}")
 mkdir -p "$out"
-steps=("$@")
+steps=()
+ctest_args=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--" ]; then shift; ctest_args=("$@"); break; fi
+  steps+=("$1"); shift
+done
 [ ${#steps[@]} -eq 0 ] && steps=(all)
 
 if [ ! -e /etc/OpenCL/vendors/nvidia.icd ]; then
@@ -31,7 +36,7 @@ want() { for s in "${steps[@]}"; do [ "$s" = "$1" ] || [ "$s" = all ] && return 
 
 status=0
 if want test; then
-  (cd build-device && QUILL_TEST_DEVICE=gpu ctest --output-on-failure -j 8 > "../$out/ctest-gpu.log" 2>&1)
+  (cd build-device && QUILL_TEST_DEVICE=gpu ctest --output-on-failure -j 8 "${ctest_args[@]}" > "$out/ctest-gpu.log" 2>&1)
   status=$?
   tail -25 "$out/ctest-gpu.log"
 fi

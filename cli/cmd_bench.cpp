@@ -1,0 +1,145 @@
+// `quill bench`: llama-bench-like throughput per scheme — prompt processing (pp) and text
+// generation (tg) tokens/s (median of repetitions after a warm-up), weight bytes read per token,
+// achieved GB/s, floor_pct (the tg time floor from a streaming-read probe in the same run over the
+// measured tg time per token), kernel launches per token, peak device memory.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "cli/model_flags.hpp"
+#include "engine/error.hpp"
+#include "engine/log.hpp"
+#include "engine/rng.hpp"
+#include "engine/session.hpp"
+#include "host/bandwidth_probe.hpp"
+
+namespace quill::cli {
+namespace {
+
+struct BenchOptions {
+  ModelFlags model;
+  std::string quant_list = "f16";
+  int n_prompt = 512;
+  int n_gen = 128;
+  int reps = 3;
+  bool json = false;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+template <typename F>
+double time_seconds(F&& f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+int run_bench(BenchOptions o) {
+  const std::vector<std::string> schemes = split_list(o.quant_list);
+  if (schemes.empty()) fail(ErrorKind::kInvalidArgument, "--quant needs at least one scheme");
+  for (const auto& s : schemes) parse_quant_scheme(s);  // reject bad names before any work
+  double bandwidth = 0;
+  std::string device_name;
+  {
+    host::Device probe({.spec = o.model.device, .profiling = true});
+    bandwidth = host::measure_read_bandwidth(probe, size_t(1) << 30, 10);
+    device_name = probe.info().name;
+  }
+  if (!o.json) {
+    std::printf("device: %s, streaming read %.1f GB/s; pp%d, tg%d, %d reps (median)\n", device_name.c_str(),
+                bandwidth * 1e-9, o.n_prompt, o.n_gen, o.reps);
+    std::printf("%-9s %7s %10s %10s %10s %9s %8s %9s %10s\n", "scheme", "bits/w", "weight_MiB", "pp_tok/s", "tg_tok/s",
+                "tg_GB/s", "floor%", "launches", "peak_MiB");
+  }
+  for (const auto& scheme : schemes) {
+    ModelFlags flags = o.model;
+    flags.quant = scheme;
+    auto model = load_model(flags);
+    const LlamaConfig& c = model->config();
+    Session session(model, {.n_ctx = o.n_prompt + o.n_gen + 2, .max_batch = std::max(1, o.n_prompt)});
+    Xoshiro256 rng(42);
+    std::vector<int32_t> prompt(size_t(std::max(1, o.n_prompt)));
+    for (auto& t : prompt) t = int32_t(rng.next() % uint64_t(c.vocab_size));
+    std::vector<double> pp, tg;
+    for (int r = 0; r <= o.reps; ++r) {  // repetition 0 is the warm-up
+      session.reset();
+      const double t_pp = time_seconds([&] { session.eval(prompt); });
+      int32_t token = int32_t(rng.next() % uint64_t(c.vocab_size));
+      const double t_tg = time_seconds([&] {
+        for (int i = 0; i < o.n_gen; ++i) {
+          const int32_t one[1] = {token};
+          session.eval(one);
+          token = int32_t((token * 7 + 13) % c.vocab_size);
+        }
+      });
+      if (r > 0) {
+        pp.push_back(prompt.size() / t_pp);
+        tg.push_back(o.n_gen / t_tg);
+      }
+    }
+    const double pp_tps = median(pp), tg_tps = median(tg);
+    const double bytes = double(model->weight_bytes());
+    const double floor_pct = 100.0 * (bytes / bandwidth) * tg_tps;
+    const double peak_mib = model->device().peak_allocated_bytes() / 1048576.0;
+    const uint64_t launches = session.last_launches();
+    if (o.json) {
+      nlohmann::json out = {{"scheme", scheme},
+                            {"model", model->description()},
+                            {"bits_per_weight", model->bits_per_weight()},
+                            {"weight_bytes", model->weight_bytes()},
+                            {"n_prompt", o.n_prompt},
+                            {"n_gen", o.n_gen},
+                            {"pp_tok_s", pp_tps},
+                            {"tg_tok_s", tg_tps},
+                            {"tg_gbps", bytes * tg_tps * 1e-9},
+                            {"read_gbps", bandwidth * 1e-9},
+                            {"floor_pct", floor_pct},
+                            {"launches_per_token", launches},
+                            {"peak_device_mib", peak_mib},
+                            {"device", model->device().info().name}};
+      std::printf("%s\n", out.dump().c_str());
+    } else {
+      std::printf("%-9s %7.3f %10.1f %10.1f %10.2f %9.1f %7.1f%% %9llu %10.1f\n", scheme.c_str(),
+                  model->bits_per_weight(), bytes / 1048576.0, pp_tps, tg_tps, bytes * tg_tps * 1e-9, floor_pct,
+                  (unsigned long long)launches, peak_mib);
+    }
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* sub = app.add_subcommand("bench", "Prompt-processing and generation throughput per quantization scheme");
+  add_model_flags(*sub, o->model);
+  sub->get_option("--quant")->description("Comma-separated schemes: " + quant_scheme_names());
+  sub->get_option("--quant")->default_str("f16");
+  sub->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens (pp)")->capture_default_str();
+  sub->add_option("-n,--n-gen", o->n_gen, "Generated tokens (tg)")->capture_default_str();
+  sub->add_option("-r,--reps", o->reps, "Timed repetitions (median reported)")->capture_default_str();
+  sub->add_flag("--json", o->json, "One JSON object per scheme per line on stdout");
+  return [o] {
+    BenchOptions options = *o;
+    options.quant_list = options.model.quant.empty() ? "f16" : options.model.quant;
+    return run_bench(options);
+  };
+}
+
+}  // namespace quill::cli

@@ -1,0 +1,91 @@
+// Linear for int8 (vector-wise) and llm-int8 (LLM.int8(): + fp16 outlier columns) weights: per call,
+// kernels/quantize.cl quantizes the activations (with the outlier split) and kernels/matmul_int8.cl
+// runs the exact int32 matmul with the dequantize + outlier recombination (+ residual add) epilogue.
+#include <cstring>
+#include <vector>
+
+#include "engine/error.hpp"
+#include "engine/linear_factories.hpp"
+#include "engine/quantize_int8.hpp"
+#include "host/matmul_int8.hpp"
+#include "host/quantize_activations.hpp"
+
+namespace quill {
+namespace {
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+class LinearInt8 final : public Linear {
+ public:
+  LinearInt8(host::Device& device, const Int8Matrix& w, QuantScheme scheme, float threshold)
+      : Linear(w.rows, w.cols, scheme), threshold_(threshold), quantize_(device), matmul_(device) {
+    if (w.rows <= 0 || w.cols <= 0 || int64_t(w.cb.size()) != w.rows * w.cols || int64_t(w.scb.size()) != w.rows ||
+        int64_t(w.w16.size()) != w.rows * int64_t(w.outlier_dims.size()))
+      fail(ErrorKind::kInvalidArgument, "make_linear_int8: inconsistent Int8Matrix {}x{}", w.rows, w.cols);
+    rows_pad_ = round_up(w.rows, host::MatmulInt8::kRowAlign);
+    kpad_ = round_up(w.cols, host::MatmulInt8::kColAlign);
+    n16_ = int64_t(w.outlier_dims.size());
+    // cb: [rows_pad, kpad] int8, each row zero padded; padding rows all zero.
+    std::vector<int8_t> cb(size_t(rows_pad_ * kpad_), 0);
+    for (int64_t k = 0; k < w.rows; ++k) std::memcpy(&cb[size_t(k * kpad_)], &w.cb[size_t(k * w.cols)], size_t(w.cols));
+    // scb: [rows_pad] f32; slot: [cols] int (-1 or the kept column's index); w16: [rows_pad, max(n16, 1)] fp16.
+    std::vector<float> scb(size_t(rows_pad_), 0.0f);
+    std::copy(w.scb.begin(), w.scb.end(), scb.begin());
+    std::vector<int32_t> slot(size_t(w.cols), -1);
+    for (int64_t o = 0; o < n16_; ++o) {
+      const int32_t j = w.outlier_dims[size_t(o)];
+      if (j < 0 || j >= w.cols) fail(ErrorKind::kInvalidArgument, "make_linear_int8: outlier dim {} outside [0, {})", j, w.cols);
+      slot[size_t(j)] = int32_t(o);
+    }
+    std::vector<uint16_t> w16(size_t(rows_pad_ * std::max<int64_t>(n16_, 1)), 0);
+    std::copy(w.w16.begin(), w.w16.end(), w16.begin());
+    cb_ = host::upload(device, cb);
+    scb_ = host::upload(device, scb);
+    slot_ = host::upload(device, slot);
+    w16_ = host::upload(device, w16);
+  }
+
+  void forward(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws) override {
+    std::lock_guard<std::mutex> lock(launch_mutex_);
+    const host::Int8ActivationBuffers a{
+        &ws.get(this, 0, size_t(n_tok) * size_t(kpad_)),  // codes [n_tok, kpad] int8
+        &ws.get(this, 1, size_t(n_tok) * 4),              // sca [n_tok] f32
+        &ws.get(this, 2, size_t(cols()) * 4),             // flags [cols] int
+        &ws.get(this, 3, size_t(cols()) * 4),             // olist [cols] int
+        &ws.get(this, 4, 4),                              // ocount [1] int
+    };
+    quantize_.run(x, n_tok, int(cols()), int(kpad_), threshold_, a);
+    matmul_.run(weights(), x, a, y, n_tok, accumulate);
+  }
+
+  uint64_t weight_bytes() const override { return cb_.bytes() + scb_.bytes() + (n16_ > 0 ? w16_.bytes() : 0); }
+  int launches_per_forward(int n_tok) const override {
+    return host::QuantizeActivations::launches(n_tok, threshold_) + 1;
+  }
+
+ private:
+  host::Int8WeightBuffers weights() const {
+    return {&cb_, &scb_, &slot_, &w16_, int(rows()), int(cols()), int(rows_pad_), int(kpad_), int(n16_)};
+  }
+
+  float threshold_;
+  int64_t rows_pad_ = 0, kpad_ = 0, n16_ = 0;
+  host::Buffer cb_;    // [rows_pad, kpad] int8
+  host::Buffer scb_;   // [rows_pad] f32
+  host::Buffer slot_;  // [cols] int
+  host::Buffer w16_;   // [rows_pad, max(n16, 1)] fp16
+  host::QuantizeActivations quantize_;
+  host::MatmulInt8 matmul_;
+};
+
+}  // namespace
+
+std::unique_ptr<Linear> make_linear_int8(host::Device& device, const Int8Matrix& w, QuantScheme scheme,
+                                         const QuantParams& params) {
+  if (scheme != QuantScheme::Int8 && scheme != QuantScheme::LlmInt8)
+    fail(ErrorKind::kInvalidArgument, "make_linear_int8: scheme is neither int8 nor llm-int8");
+  const float threshold = scheme == QuantScheme::LlmInt8 ? params.int8_threshold : 0.0f;
+  return std::make_unique<LinearInt8>(device, w, scheme, threshold);
+}
+
+}  // namespace quill

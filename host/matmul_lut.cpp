@@ -1,0 +1,98 @@
+// Launchers for kernels/matmul_lut4.cl and kernels/matmul_lut8.cl (see matmul_lut.hpp).
+#include "host/matmul_lut.hpp"
+
+#include <bit>
+
+#include "engine/error.hpp"
+#include "host/device.hpp"
+
+namespace quill::host {
+namespace {
+
+constexpr int kWorkGroup = 128;
+constexpr int kLanes = 32;
+
+std::string build_options(LutScale scale, int tok_tile, bool linear) {
+  return fmt::format("-DWG_SIZE={} -DTOK_TILE={} -DSCALE_KIND={} -DLUT_LINEAR={}", kWorkGroup, tok_tile,
+                     int(scale), linear ? 1 : 0);
+}
+
+const Buffer& or_dummy(const Buffer* b, const Buffer& dummy) { return b && !b->empty() ? *b : dummy; }
+
+// Checks shapes and buffer sizes; returns block_shift = log2(block). codes_per_word: 32 or 16.
+int check(const char* name, const LutWeights& w, LutScale scale, const Buffer& x, const Buffer& y, int n_tok,
+          int codes_per_word, bool needs_lut, int lut_entries) {
+  const int tile_cols = codes_per_word * kLanes;  // columns per 32 uint4
+  if (w.rows <= 0 || w.cols <= 0 || n_tok <= 0)
+    fail(ErrorKind::kInternal, "{}: bad shape rows={} cols={} n_tok={}", name, w.rows, w.cols, n_tok);
+  if (w.scale != scale) fail(ErrorKind::kInternal, "{}: weights' scale kind differs from the launcher's", name);
+  if (!w.codes || w.row_words % kLanes != 0 || w.row_words < (w.cols + tile_cols - 1) / tile_cols * kLanes ||
+      w.codes->bytes() < size_t(w.rows) * w.row_words * 16)
+    fail(ErrorKind::kInternal, "{}: codes too small for rows={} cols={} row_words={}", name, w.rows, w.cols,
+         w.row_words);
+  if (needs_lut) {
+    const size_t tables = w.lut_stride ? size_t(w.rows) : 1;
+    if (!w.lut || (w.lut_stride != 0 && w.lut_stride != lut_entries) || w.lut->bytes() < tables * lut_entries * 4)
+      fail(ErrorKind::kInternal, "{}: lookup table missing or too small", name);
+  }
+  int block_shift = 0;
+  if (scale != LutScale::kNone) {
+    if (w.block < codes_per_word || !std::has_single_bit(unsigned(w.block)) ||
+        int64_t(w.blocks_per_row) * w.block < w.cols)
+      fail(ErrorKind::kInternal, "{}: bad block {} (blocks_per_row {})", name, w.block, w.blocks_per_row);
+    block_shift = std::countr_zero(unsigned(w.block));
+    const size_t n_blocks = size_t(w.rows) * w.blocks_per_row;
+    const size_t scale_bytes = scale == LutScale::kF32 ? 4 : scale == LutScale::kF16 ? 2 : 1;
+    if (!w.scales || w.scales->bytes() < n_blocks * scale_bytes)
+      fail(ErrorKind::kInternal, "{}: scales too small for {} blocks", name, n_blocks);
+    if (scale == LutScale::kDoubleQuant &&
+        (!w.absmax2 || w.absmax2->bytes() < (n_blocks + 255) / 256 * 4 || !w.dq_lut || w.dq_lut->bytes() < 256 * 4))
+      fail(ErrorKind::kInternal, "{}: double-quant statistics missing or too small", name);
+  }
+  if (x.bytes() < size_t(n_tok) * w.cols * 4 || y.bytes() < size_t(n_tok) * w.rows * 4)
+    fail(ErrorKind::kInternal, "{}: x or y too small for rows={} cols={} n_tok={}", name, w.rows, w.cols, n_tok);
+  return block_shift;
+}
+
+void launch(Device& device, Kernel& kernel, int tok_tile, const LutWeights& w, int n_tok, Event* event) {
+  const size_t groups = (size_t(w.rows) + kWorkGroup / kLanes - 1) / (kWorkGroup / kLanes);
+  const size_t tok_groups = (size_t(n_tok) + tok_tile - 1) / tok_tile;
+  kernel.launch(device, Range(groups * kWorkGroup, tok_groups), Range(kWorkGroup, 1), event);
+}
+
+}  // namespace
+
+MatmulLut4::MatmulLut4(Device& device, LutScale scale)
+    : device_(device),
+      scale_(scale),
+      gemv_(device.program("matmul_lut4.cl", build_options(scale, 1, false)), "matmul_lut4"),
+      gemm_(device.program("matmul_lut4.cl", build_options(scale, kLutGemmTile, false)), "matmul_lut4"),
+      dummy_(device, 1024) {}
+
+void MatmulLut4::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event) {
+  const int block_shift = check("matmul_lut4", w, scale_, x, y, n_tok, 32, true, 16);
+  Kernel& k = n_tok == 1 ? gemv_ : gemm_;
+  k.args(*w.codes, int32_t(w.row_words), *w.lut, int32_t(w.lut_stride), or_dummy(w.scales, dummy_),
+         or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset, int32_t(w.blocks_per_row),
+         int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok), int32_t(accumulate ? 1 : 0));
+  launch(device_, k, n_tok == 1 ? 1 : kLutGemmTile, w, n_tok, event);
+}
+
+MatmulLut8::MatmulLut8(Device& device, LutScale scale, bool linear)
+    : device_(device),
+      scale_(scale),
+      linear_(linear),
+      gemv_(device.program("matmul_lut8.cl", build_options(scale, 1, linear)), "matmul_lut8"),
+      gemm_(device.program("matmul_lut8.cl", build_options(scale, kLutGemmTile, linear)), "matmul_lut8"),
+      dummy_(device, 1024) {}
+
+void MatmulLut8::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event) {
+  const int block_shift = check("matmul_lut8", w, scale_, x, y, n_tok, 16, !linear_, 256);
+  Kernel& k = n_tok == 1 ? gemv_ : gemm_;
+  k.args(*w.codes, int32_t(w.row_words), or_dummy(w.lut, dummy_), or_dummy(w.scales, dummy_),
+         or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset, int32_t(w.blocks_per_row),
+         int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok), int32_t(accumulate ? 1 : 0));
+  launch(device_, k, n_tok == 1 ? 1 : kLutGemmTile, w, n_tok, event);
+}
+
+}  // namespace quill::host

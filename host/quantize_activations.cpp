@@ -1,0 +1,44 @@
+// Launcher for kernels/quantize.cl (see quantize_activations.hpp).
+#include "host/quantize_activations.hpp"
+
+#include <fmt/format.h>
+
+#include "engine/error.hpp"
+#include "host/device.hpp"
+
+namespace quill::host {
+namespace {
+constexpr int kWorkGroup = 256;
+
+std::shared_ptr<const Program> build(Device& device) {
+  // Correctly rounded division: the codes must match the CPU's round_half_even(a * 127 / s) bit for bit.
+  return device.program("quantize.cl", fmt::format("-DQWG_SIZE={} -DINLINE_TOK={} -cl-fp32-correctly-rounded-divide-sqrt",
+                                                   kWorkGroup, QuantizeActivations::kInlineTokens));
+}
+}  // namespace
+
+QuantizeActivations::QuantizeActivations(Device& device) : device_(device) {
+  auto program = build(device);
+  find_outliers_ = Kernel(program, "quantize_find_outliers");
+  rows_ = Kernel(program, "quantize_rows");
+}
+
+void QuantizeActivations::run(const Buffer& x, int n_tok, int cols, int kpad, float threshold,
+                              const Int8ActivationBuffers& out, Event* event) {
+  if (n_tok <= 0 || cols <= 0 || kpad < cols || kpad % 16 != 0)
+    fail(ErrorKind::kInternal, "quantize_activations: bad shape n_tok={} cols={} kpad={}", n_tok, cols, kpad);
+  if (x.bytes() < size_t(n_tok) * cols * 4 || out.codes->bytes() < size_t(n_tok) * kpad ||
+      out.sca->bytes() < size_t(n_tok) * 4 || out.flags->bytes() < size_t(cols) * 4 ||
+      out.olist->bytes() < size_t(cols) * 4 || out.ocount->bytes() < 4)
+    fail(ErrorKind::kInternal, "quantize_activations: buffers too small for n_tok={} cols={} kpad={}", n_tok, cols, kpad);
+  const int use_flags = launches(n_tok, threshold) == 2 ? 1 : 0;
+  if (use_flags) {
+    find_outliers_.args(x, int32_t(n_tok), int32_t(cols), threshold, *out.flags);
+    find_outliers_.launch(device_, Range(size_t(cols)), Range(64));
+  }
+  rows_.args(x, int32_t(n_tok), int32_t(cols), int32_t(kpad), threshold, *out.flags, int32_t(use_flags), *out.codes,
+             *out.sca, *out.olist, *out.ocount);
+  rows_.launch(device_, Range(size_t(n_tok) * kWorkGroup), Range(kWorkGroup), event);
+}
+
+}  // namespace quill::host

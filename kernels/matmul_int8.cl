@@ -1,0 +1,255 @@
+// matmul_int8.cl: vector-wise int8 / LLM.int8() matmul (QUANT_SPEC.md 1) on activation codes from
+// quantize.cl. The int32 part is exact; the epilogue recombines in fp32 in the same kernel:
+//   y[i,k] (+)= C32[i,k] * SCA[i] * SCB[k] / 16129 + sum_{j in O} A[i,j] * W16[k,j]
+// with W16[k,j] the kept fp16 column (slot[j] >= 0) or the int8 fallback CB[k,j] * SCB[k] / 127.
+// Two kernels:
+//   matmul_int8_rows: one 32-lane group per weight row, TOK_TILE tokens per pass (decode / skinny);
+//     NVIDIA: dp4a on uint4 loads + shfl.sync reduction; portable: the same with integer byte dots.
+//   matmul_int8_mma (QUILL_PTX only): tiled GEMM on int8 tensor cores, mma.sync m16n8k32, tiles staged
+//     in local memory (row stride BK + 16 bytes: conflict-free fragment loads).
+// Layouts (written by engine/linear_int8.cpp): CB [rows_pad, kpad] int8 (zero padded; rows_pad a
+// multiple of BN, kpad a multiple of BK), SCB [rows_pad] f32, slot [cols] int, W16 [rows_pad, n16] fp16.
+#include "common.cl"
+
+#ifndef WG_SIZE
+#define WG_SIZE 128
+#endif
+#ifndef TOK_TILE
+#define TOK_TILE 4
+#endif
+#define ROWS_PER_WG (WG_SIZE / QUILL_LANES)
+
+#ifndef WARPS_M
+#define WARPS_M 2
+#endif
+#ifndef WARPS_N
+#define WARPS_N 4
+#endif
+#ifndef MT
+#define MT 2
+#endif
+#ifndef NT
+#define NT 4
+#endif
+#ifndef BK
+#define BK 64
+#endif
+
+// c + the dot product of the four signed bytes of a and b.
+inline int dot4(uint a, uint b, int c) {
+#if QUILL_PTX
+  int d;
+  asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+#else
+  return c + ((int)(a << 24) >> 24) * ((int)(b << 24) >> 24) + ((int)(a << 16) >> 24) * ((int)(b << 16) >> 24) +
+         ((int)(a << 8) >> 24) * ((int)(b << 8) >> 24) + ((int)a >> 24) * ((int)b >> 24);
+#endif
+}
+
+// Integer sum over each group of 32 consecutive work-items; all must call. scratch: __local int[local size].
+inline int lane_group_isum(int v, __local int* scratch) {
+#if QUILL_PTX
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    int other;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(other) : "r"(v), "r"(offset));
+    v += other;
+  }
+  return v;
+#else
+  const int lid = get_local_id(0);
+  const int lane = lid & (QUILL_LANES - 1);
+  scratch[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int offset = QUILL_LANES / 2; offset > 0; offset >>= 1) {
+    if (lane < offset) scratch[lid] += scratch[lid + offset];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const int total = scratch[lid - lane];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return total;
+#endif
+}
+
+// A[i,j] * W16[k,j] for the outlier column j.
+inline float outlier_term(int i, int k, int j, __global const float* X, int cols, __global const int* slot,
+                          __global const half* W16, int n16, __global const char* CB, __global const float* SCB,
+                          int kpad) {
+  const int s = slot[j];
+  const float w = s >= 0 ? vload_half((size_t)k * n16 + s, W16) : (float)CB[(size_t)k * kpad + j] * SCB[k] / 127.0f;
+  return X[(size_t)i * cols + j] * w;
+}
+
+// The whole epilogue for one output (used by the GEMM; the GEMV spreads the outlier sum over lanes).
+inline float int8_epilogue(int c32, int i, int k, __global const float* SCA, __global const float* SCB,
+                           __global const float* X, int cols, __global const int* olist, int n_out,
+                           __global const int* slot, __global const half* W16, int n16, __global const char* CB,
+                           int kpad) {
+  float y = (float)c32 * SCA[i] * SCB[k] / 16129.0f;
+  for (int o = 0; o < n_out; ++o) y += outlier_term(i, k, olist[o], X, cols, slot, W16, n16, CB, SCB, kpad);
+  return y;
+}
+
+// CB: [rows_pad, kpad] int8   SCB: [rows_pad] f32   slot: [cols] int   W16: [rows_pad, n16] fp16
+// codes: [n_tok, kpad] int8   SCA: [n_tok] f32   X: [n_tok, cols] f32 (the unquantized activations)
+// olist: [cols] int, ocount: [1] int (from quantize_rows)   Y: [n_tok, rows] f32
+// NDRange: global (ceil(rows / ROWS_PER_WG) * WG_SIZE, ceil(n_tok / TOK_TILE)), local (WG_SIZE, 1).
+__kernel __attribute__((reqd_work_group_size(WG_SIZE, 1, 1)))
+void matmul_int8_rows(__global const char* CB, __global const float* SCB, __global const int* slot,
+                      __global const half* W16, int n16, __global const char* codes, __global const float* SCA,
+                      __global const float* X, __global const int* olist, __global const int* ocount,
+                      __global float* Y, int rows, int cols, int kpad, int n_tok, int accumulate) {
+  __local int iscratch[WG_SIZE];
+  __local float fscratch[WG_SIZE];
+  const int lane = get_local_id(0) % QUILL_LANES;
+  const int row = get_group_id(0) * ROWS_PER_WG + get_local_id(0) / QUILL_LANES;
+  const int t0 = get_group_id(1) * TOK_TILE;
+  const int n_here = min(TOK_TILE, n_tok - t0);
+  const int n_out = ocount[0];
+
+  int acc[TOK_TILE];
+  for (int t = 0; t < TOK_TILE; ++t) acc[t] = 0;
+  if (row < rows) {
+    __global const uint4* w = (__global const uint4*)(CB + (size_t)row * kpad);
+    __global const uint4* x = (__global const uint4*)(codes + (size_t)t0 * kpad);
+    const int nv = kpad / 16, xstride = kpad / 16;
+#pragma unroll 4
+    for (int v = lane; v < nv; v += QUILL_LANES) {
+      const uint4 wv = w[v];
+      for (int t = 0; t < TOK_TILE; ++t) {
+        if (t < n_here) {
+          const uint4 xv = x[(size_t)t * xstride + v];
+          acc[t] = dot4(wv.w, xv.w, dot4(wv.z, xv.z, dot4(wv.y, xv.y, dot4(wv.x, xv.x, acc[t]))));
+        }
+      }
+    }
+  }
+  for (int t = 0; t < TOK_TILE; ++t) {
+    const int c32 = lane_group_isum(acc[t], iscratch);
+    float part = 0.0f;
+    if (row < rows && t < n_here)
+      for (int o = lane; o < n_out; o += QUILL_LANES)
+        part += outlier_term(t0 + t, row, olist[o], X, cols, slot, W16, n16, CB, SCB, kpad);
+    const float osum = n_out > 0 ? lane_group_sum(part, fscratch) : 0.0f;
+    if (lane == 0 && row < rows && t < n_here) {
+      const size_t at = (size_t)(t0 + t) * rows + row;
+      const float y = (float)c32 * SCA[t0 + t] * SCB[row] / 16129.0f + osum;
+      Y[at] = accumulate ? Y[at] + y : y;
+    }
+  }
+}
+
+#if QUILL_PTX
+#define MMA_THREADS (WARPS_M * WARPS_N * 32)
+#define BM (WARPS_M * MT * 16)
+#define BN (WARPS_N * NT * 8)
+#define LDS_STRIDE (BK + 16)     // bytes per staged row
+#define LDS_WORDS (LDS_STRIDE / 4)
+#define VPR (BK / 16)            // uint4 per tile row
+#define A_LOADS (BM * VPR / MMA_THREADS)
+#define B_LOADS (BN * VPR / MMA_THREADS)
+
+// Global -> registers: this thread's share of the k-tile kt of A (codes, tokens m0..) and B (CB, rows n0..).
+inline void load_tile(uint4* ra, uint4* rb, __global const char* codes, __global const char* CB, int m0, int n0,
+                      int n_tok, int kpad, int kt, int tid) {
+  for (int l = 0; l < A_LOADS; ++l) {
+    const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
+    ra[l] = m0 + r < n_tok ? *(__global const uint4*)(codes + (size_t)(m0 + r) * kpad + kt * BK + v * 16) : (uint4)(0);
+  }
+  for (int l = 0; l < B_LOADS; ++l) {
+    const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
+    rb[l] = *(__global const uint4*)(CB + (size_t)(n0 + r) * kpad + kt * BK + v * 16);
+  }
+}
+
+// Same arguments and layouts as matmul_int8_rows.
+// NDRange: global (rows_pad / BN * MMA_THREADS, ceil(n_tok / BM)), local (MMA_THREADS, 1).
+__kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1)))
+void matmul_int8_mma(__global const char* CB, __global const float* SCB, __global const int* slot,
+                     __global const half* W16, int n16, __global const char* codes, __global const float* SCA,
+                     __global const float* X, __global const int* olist, __global const int* ocount,
+                     __global float* Y, int rows, int cols, int kpad, int n_tok, int accumulate) {
+  __local uint4 sA4[BM * LDS_STRIDE / 16];  // [BM, LDS_STRIDE] bytes: activation codes (tokens)
+  __local uint4 sB4[BN * LDS_STRIDE / 16];  // [BN, LDS_STRIDE] bytes: weight codes (output rows)
+  __local const uint* sA = (__local const uint*)sA4;
+  __local const uint* sB = (__local const uint*)sB4;
+  const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
+  const int wm = warp / WARPS_N, wn = warp % WARPS_N;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int n0 = get_group_id(0) * BN;  // first weight row
+  const int m0 = get_group_id(1) * BM;  // first token
+
+  int acc[MT][NT][4];
+#pragma unroll
+  for (int a = 0; a < MT; ++a)
+#pragma unroll
+    for (int b = 0; b < NT; ++b)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[a][b][c] = 0;
+
+  uint4 ra[A_LOADS], rb[B_LOADS];
+  const int ktiles = kpad / BK;
+  load_tile(ra, rb, codes, CB, m0, n0, n_tok, kpad, 0, tid);
+  for (int kt = 0; kt < ktiles; ++kt) {
+#pragma unroll
+    for (int l = 0; l < A_LOADS; ++l) {
+      const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
+      sA4[r * (LDS_STRIDE / 16) + v] = ra[l];
+    }
+#pragma unroll
+    for (int l = 0; l < B_LOADS; ++l) {
+      const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
+      sB4[r * (LDS_STRIDE / 16) + v] = rb[l];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (kt + 1 < ktiles) load_tile(ra, rb, codes, CB, m0, n0, n_tok, kpad, kt + 1, tid);
+#pragma unroll
+    for (int kk = 0; kk < BK / 4; kk += 8) {  // word offset of each k32 step
+      uint af[MT][4], bf[NT][2];
+#pragma unroll
+      for (int a = 0; a < MT; ++a) {
+        const int base = (wm * MT * 16 + a * 16 + g) * LDS_WORDS + kk + t4;
+        af[a][0] = sA[base];
+        af[a][1] = sA[base + 8 * LDS_WORDS];
+        af[a][2] = sA[base + 4];
+        af[a][3] = sA[base + 8 * LDS_WORDS + 4];
+      }
+#pragma unroll
+      for (int b = 0; b < NT; ++b) {
+        const int base = (wn * NT * 8 + b * 8 + g) * LDS_WORDS + kk + t4;
+        bf[b][0] = sB[base];
+        bf[b][1] = sB[base + 4];
+      }
+#pragma unroll
+      for (int a = 0; a < MT; ++a)
+#pragma unroll
+        for (int b = 0; b < NT; ++b)
+          asm volatile(
+              "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+              "{%0,%1,%2,%3};"
+              : "+r"(acc[a][b][0]), "+r"(acc[a][b][1]), "+r"(acc[a][b][2]), "+r"(acc[a][b][3])
+              : "r"(af[a][0]), "r"(af[a][1]), "r"(af[a][2]), "r"(af[a][3]), "r"(bf[b][0]), "r"(bf[b][1]));
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+
+  // Epilogue: c0,c1 at (token g, rows 2*t4, 2*t4+1), c2,c3 at token g+8.
+  const int n_out = ocount[0];
+#pragma unroll
+  for (int a = 0; a < MT; ++a) {
+#pragma unroll
+    for (int b = 0; b < NT; ++b) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int i = m0 + wm * MT * 16 + a * 16 + g + (c >> 1) * 8;
+        const int k = n0 + wn * NT * 8 + b * 8 + t4 * 2 + (c & 1);
+        if (i < n_tok && k < rows) {
+          const float y = int8_epilogue(acc[a][b][c], i, k, SCA, SCB, X, cols, olist, n_out, slot, W16, n16, CB, kpad);
+          const size_t at = (size_t)i * rows + k;
+          Y[at] = accumulate ? Y[at] + y : y;
+        }
+      }
+    }
+  }
+}
+#endif  // QUILL_PTX

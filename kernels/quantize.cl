@@ -1,0 +1,107 @@
+// quantize.cl: per-token int8 activation quantization with the LLM.int8() outlier split
+// (QUANT_SPEC.md 1), bit-exact with engine/quantize_int8.cpp quantize_activations_int8:
+//   O = { j : any token |A[i,j]| >= threshold }  (threshold <= 0: O is empty)
+//   SCA[i] = max_{j not in O} |A[i,j]|, CA[i,j] = round_half_even(A[i,j] * 127 / SCA[i]) (0 for j in O,
+//   and for every j when SCA[i] == 0). The division must be correctly rounded (PTX div.rn.f32, or the
+//   -cl-fp32-correctly-rounded-divide-sqrt build option on the portable path).
+// Two kernels: quantize_find_outliers (column flags over many tokens; only when n_tok > INLINE_TOK and
+// threshold > 0) and quantize_rows (one work-group per token: absmax + codes; work-group 0 also writes
+// the ascending outlier-column list). With n_tok <= INLINE_TOK the flags are computed inline, so
+// decode is ONE launch.
+#include "common.cl"
+
+#ifndef QWG_SIZE
+#define QWG_SIZE 256
+#endif
+#ifndef INLINE_TOK
+#define INLINE_TOK 8
+#endif
+
+// A: [n_tok, cols] f32   flags: [cols] int (1 = outlier column)
+// NDRange: global (cols), any local size.
+__kernel void quantize_find_outliers(__global const float* A, int n_tok, int cols, float threshold,
+                                     __global int* flags) {
+  const int j = get_global_id(0);
+  if (j >= cols) return;
+  int out = 0;
+  for (int i = 0; i < n_tok && !out; ++i) out = fabs(A[(size_t)i * cols + j]) >= threshold;
+  flags[j] = out;
+}
+
+inline int is_outlier_col(__global const float* A, int n_tok, int cols, float threshold,
+                          __global const int* flags, int use_flags, int j) {
+  if (threshold <= 0.0f) return 0;
+  if (use_flags) return flags[j] != 0;
+  int out = 0;
+  for (int i = 0; i < n_tok; ++i) out |= fabs(A[(size_t)i * cols + j]) >= threshold;
+  return out;
+}
+
+inline float div_rn(float a, float b) {
+#if QUILL_PTX
+  float r;
+  asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+#else
+  return a / b;
+#endif
+}
+
+// A: [n_tok, cols] f32   flags: [cols] int (read when use_flags)   codes: [n_tok, kpad] int8 (columns
+// cols..kpad-1 written 0)   sca: [n_tok] f32   olist: [cols] int (first *ocount entries: O ascending)
+// ocount: [1] int.
+// NDRange: global (n_tok * QWG_SIZE), local (QWG_SIZE): one work-group per token.
+__kernel __attribute__((reqd_work_group_size(QWG_SIZE, 1, 1)))
+void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float threshold,
+                   __global const int* flags, int use_flags, __global char* codes, __global float* sca,
+                   __global int* olist, __global int* ocount) {
+  __local float red[QWG_SIZE];
+  __local int counts[QWG_SIZE];
+  const int lid = get_local_id(0);
+  const int i = get_group_id(0);
+  __global const float* a = A + (size_t)i * cols;
+
+  // Row absmax over the non-outlier columns.
+  float amax = 0.0f;
+  for (int j = lid; j < cols; j += QWG_SIZE)
+    if (!is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j)) amax = fmax(amax, fabs(a[j]));
+  red[lid] = amax;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int off = QWG_SIZE / 2; off > 0; off >>= 1) {
+    if (lid < off) red[lid] = fmax(red[lid], red[lid + off]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const float s = red[0];
+
+  // Codes: round_half_even(a * 127 / s); outlier columns, padding and s == 0 give 0.
+  __global char* c = codes + (size_t)i * kpad;
+  for (int j = lid; j < kpad; j += QWG_SIZE) {
+    int q = 0;
+    if (j < cols && s != 0.0f && !is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j))
+      q = clamp((int)rint(div_rn(a[j] * 127.0f, s)), -127, 127);
+    c[j] = (char)q;
+  }
+  if (lid == 0) sca[i] = s;
+
+  // The outlier-column list, ascending (each work-item a contiguous chunk, prefix sum); every
+  // work-group computes it (no barrier under a condition), work-group 0 writes it.
+  const int chunk = (cols + QWG_SIZE - 1) / QWG_SIZE;
+  const int j0 = lid * chunk, j1 = i == 0 ? min(cols, j0 + chunk) : 0;  // only work-group 0 scans
+  int n = 0;
+  for (int j = j0; j < j1; ++j) n += is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j);
+  counts[lid] = n;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (lid == 0 && i == 0) {
+    int total = 0;
+    for (int w = 0; w < QWG_SIZE && threshold > 0.0f; ++w) {  // no outliers without a threshold
+      const int here = counts[w];
+      counts[w] = total;
+      total += here;
+    }
+    ocount[0] = total;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  int pos = counts[lid];
+  for (int j = j0; j < j1 && n > 0 && i == 0; ++j)
+    if (is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j)) olist[pos++] = j;
+}

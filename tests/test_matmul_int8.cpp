@@ -1,0 +1,144 @@
+// The int8 / llm-int8 Linear (kernels/quantize.cl + kernels/matmul_int8.cl through make_linear_int8)
+// against matmul_llm_int8_reference on fresh random inputs with planted outliers (kept fp16 columns
+// and the int8 fallback), output poisoned first, then again with accumulate (y += ...).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "engine/linear_factories.hpp"
+#include "engine/quantize_int8.hpp"
+#include "tests/device_util.hpp"
+#include "tests/int8_inputs.hpp"
+#include "tests/util.hpp"
+
+namespace quill {
+namespace {
+
+struct MShape {
+  int rows, cols, n_tok;
+  bool llm;
+};
+
+// Error budget of one output: a few fp32 roundings of the int8 term and of each outlier term (the
+// integer part is exact, so an off-by-one in C32 moves y by SCA*SCB/16129, usually far above this).
+MatrixF32 error_bound(const MatrixF32& x, const Int8Matrix& w, float threshold) {
+  const Int8Activations q = quantize_activations_int8(x, threshold);
+  const MatrixF32 w16 = dequantize(w);
+  MatrixF32 bound{x.rows, w.rows, std::vector<float>(size_t(x.rows * w.rows))};
+  for (int64_t i = 0; i < x.rows; ++i) {
+    for (int64_t k = 0; k < w.rows; ++k) {
+      int64_t c32 = 0;
+      for (int64_t j = 0; j < x.cols; ++j) c32 += int64_t(q.ca[size_t(i * x.cols + j)]) * w.cb[size_t(k * x.cols + j)];
+      double mag = std::fabs(double(c32) * q.sca[size_t(i)] * w.scb[size_t(k)] / 16129.0), out = 0;
+      for (int32_t j : q.outliers) out += std::fabs(double(x.row(i)[j]) * w16.row(k)[j]);
+      bound.row(i)[k] = float(8e-7 * mag + 2e-6 * out + 1e-30);
+    }
+  }
+  return bound;
+}
+
+void run_and_check(const MatrixF32& x, const Int8Matrix& w, QuantScheme scheme, float threshold,
+                   const std::string& what) {
+  host::Device& device = test::test_device();
+  const int n_tok = int(x.rows), rows = int(w.rows);
+  QuantParams params;
+  params.int8_threshold = threshold;
+  auto linear = make_linear_int8(device, w, scheme, params);
+  Workspace ws(device);
+  host::Buffer xb = host::upload(device, x.data);
+  host::Buffer yb(device, size_t(n_tok) * rows * 4);
+  yb.fill_bytes(0xff);  // NaN poison: every output must be written
+  const MatrixF32 ref = matmul_llm_int8_reference(x, w, scheme == QuantScheme::LlmInt8 ? threshold : 0.0f);
+  const MatrixF32 bound = error_bound(x, w, scheme == QuantScheme::LlmInt8 ? threshold : 0.0f);
+
+  linear->forward(xb, yb, n_tok, false, ws);
+  const auto y1 = yb.read_vector<float>(size_t(n_tok) * rows);
+  for (size_t e = 0; e < y1.size(); ++e)
+    ASSERT_NEAR(y1[e], ref.data[e], bound.data[e]) << what << " i=" << e / rows << " k=" << e % rows;
+
+  linear->forward(xb, yb, n_tok, true, ws);  // y += x W^T
+  const auto y2 = yb.read_vector<float>(size_t(n_tok) * rows);
+  for (size_t e = 0; e < y2.size(); ++e)
+    ASSERT_NEAR(y2[e], y1[e] + ref.data[e], 2 * bound.data[e] + 1e-7f * std::fabs(y1[e]))
+        << what << " accumulate i=" << e / rows << " k=" << e % rows;
+}
+
+class MatmulInt8Test : public ::testing::TestWithParam<MShape> {};
+
+TEST_P(MatmulInt8Test, MatchesLlmInt8Reference) {
+  const MShape s = GetParam();
+  std::mt19937_64 rng(test::test_seed() + uint64_t(s.rows * 7919 + s.cols * 31 + s.n_tok) + (s.llm ? 1 : 0));
+  const auto in = test::make_int8_inputs(rng, s.n_tok, s.cols, s.llm);
+  MatrixF32 wf{s.rows, s.cols, test::random_floats(rng, size_t(s.rows) * s.cols)};
+  if (s.rows >= 3) std::fill(wf.row(1), wf.row(1) + s.cols, 0.0f);  // zero weight row: SCB 0
+  const Int8Matrix w = quantize_llm_int8(wf, s.llm ? std::span<const int32_t>(in.outlier_dims) : std::span<const int32_t>());
+  run_and_check(in.x, w, s.llm ? QuantScheme::LlmInt8 : QuantScheme::Int8, 6.0f,
+                "seed " + std::to_string(test::test_seed()));
+}
+
+// Small integer inputs where the whole epilogue is exact: y must equal C32 exactly (an off-by-one in
+// the integer part, e.g. a wrong mma fragment layout, cannot hide in the tolerance).
+TEST(MatmulInt8, IntegerPartExact) {
+  std::mt19937_64 rng(test::test_seed());
+  std::uniform_int_distribution<int> small(-1, 1);
+  for (int n_tok : {3, 17, 70}) {
+    const int rows = 200, cols = 172;
+    MatrixF32 x{n_tok, cols, std::vector<float>(size_t(n_tok) * cols)}, wf{rows, cols, std::vector<float>(size_t(rows) * cols)};
+    for (auto& v : x.data) v = float(small(rng));
+    for (auto& v : wf.data) v = float(small(rng));
+    for (int i = 0; i < n_tok; ++i) x.row(i)[i % 50] = 127.0f;            // SCA = 127: codes = x
+    for (int k = 0; k < rows; ++k) wf.row(k)[100 + k % 50] = -127.0f;    // SCB = 127: CB = W
+    const Int8Matrix w = quantize_llm_int8(wf);
+    host::Device& device = test::test_device();
+    auto linear = make_linear_int8(device, w, QuantScheme::Int8, QuantParams{});
+    Workspace ws(device);
+    host::Buffer xb = host::upload(device, x.data), yb(device, size_t(n_tok) * rows * 4);
+    yb.fill_bytes(0xff);
+    linear->forward(xb, yb, n_tok, false, ws);
+    const auto y = yb.read_vector<float>(size_t(n_tok) * rows);
+    for (int i = 0; i < n_tok; ++i) {
+      for (int k = 0; k < rows; ++k) {
+        int c32 = 0;
+        for (int j = 0; j < cols; ++j) c32 += int(x.row(i)[j]) * int(wf.row(k)[j]);
+        ASSERT_NEAR(y[size_t(i) * rows + k], float(c32), 0.25f) << "n_tok " << n_tok << " i=" << i << " k=" << k;
+      }
+    }
+  }
+}
+
+// One token whose every column is an outlier: SCA 0, the result is the fp16 / fallback side path only.
+TEST(MatmulInt8, AllOutlierRow) {
+  std::mt19937_64 rng(test::test_seed());
+  MatrixF32 x{1, 17, std::vector<float>(17)};
+  for (int j = 0; j < 17; ++j) x.data[size_t(j)] = (j & 1 ? -1.0f : 1.0f) * (6.0f + float(rng() % 100) / 10.0f);
+  MatrixF32 wf{64, 17, test::random_floats(rng, 64 * 17)};
+  const std::vector<int32_t> dims{0, 3, 16};
+  run_and_check(x, quantize_llm_int8(wf, dims), QuantScheme::LlmInt8, 6.0f, "all-outlier");
+}
+
+TEST(MatmulInt8, LaunchesPerForward) {
+  host::Device& device = test::test_device();
+  MatrixF32 wf{3, 17, std::vector<float>(51, 0.5f)};
+  QuantParams p;
+  EXPECT_EQ(make_linear_int8(device, quantize_llm_int8(wf), QuantScheme::Int8, p)->launches_per_forward(64), 2);
+  auto llm = make_linear_int8(device, quantize_llm_int8(wf), QuantScheme::LlmInt8, p);
+  EXPECT_EQ(llm->launches_per_forward(1), 2);
+  EXPECT_EQ(llm->launches_per_forward(64), 3);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, MatmulInt8Test,
+    ::testing::Values(MShape{1, 17, 1, false}, MShape{1, 17, 1, true}, MShape{3, 17, 3, true}, MShape{64, 64, 17, false},
+                      MShape{64, 64, 17, true}, MShape{300, 172, 64, false}, MShape{300, 172, 64, true},
+                      MShape{64, 4096, 1, false}, MShape{64, 4096, 1, true}, MShape{3, 4096, 17, true},
+                      MShape{300, 64, 3, true}, MShape{1, 172, 64, true}, MShape{300, 4096, 64, true},
+                      MShape{64, 64, 130, true}),
+    [](const auto& info) {
+      const MShape& s = info.param;
+      return std::to_string(s.rows) + "x" + std::to_string(s.cols) + "_t" + std::to_string(s.n_tok) +
+             (s.llm ? "_llm" : "_int8");
+    });
+
+}  // namespace
+}  // namespace quill

@@ -1,0 +1,136 @@
+// The table-lookup Linears (nf4, fp4, dyn8 with and without double quant, int4, q8_0, kmeans4 per
+// row and per tensor) against an fp64 CPU matmul over dequantize(q), on fresh random inputs with
+// the output poisoned first (or holding random values for accumulate), over odd and real shapes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/linear_factories.hpp"
+#include "engine/quantize_matrix.hpp"
+#include "tests/device_util.hpp"
+#include "tests/util.hpp"
+
+namespace quill {
+namespace {
+
+struct Case {
+  QuantScheme scheme;
+  int rows, cols, n_tok;
+  int block = 0;            // 0 = scheme default
+  bool double_quant = false;
+  bool accumulate = false;
+  bool per_row = true;      // kmeans4
+};
+
+std::string case_name(const Case& c) {
+  std::string s{scheme_name(c.scheme)};
+  for (char& ch : s)
+    if (ch == '-') ch = '_';
+  s += "_" + std::to_string(c.rows) + "x" + std::to_string(c.cols) + "_t" + std::to_string(c.n_tok);
+  if (c.block) s += "_b" + std::to_string(c.block);
+  if (c.double_quant) s += "_dq";
+  if (c.accumulate) s += "_acc";
+  if (c.scheme == QuantScheme::KMeans4) s += c.per_row ? "_row" : "_tensor";
+  return s;
+}
+
+std::unique_ptr<Linear> make(host::Device& device, const QuantizedMatrix& q) {
+  if (auto* b = std::get_if<BlockwiseMatrix>(&q)) return make_linear_blockwise(device, *b);
+  if (auto* g = std::get_if<GgmlBlockMatrix>(&q)) return make_linear_ggml(device, *g);
+  if (auto* k = std::get_if<KMeansMatrix>(&q)) return make_linear_kmeans(device, *k);
+  ADD_FAILURE() << "unexpected variant";
+  return nullptr;
+}
+
+class MatmulLutTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
+  const Case c = GetParam();
+  host::Device& device = test::test_device();
+  std::mt19937_64 rng(test::test_seed() + uint64_t(c.rows) * 7919 + uint64_t(c.cols) * 31 + c.n_tok);
+  MatrixF32 w{c.rows, c.cols, test::random_floats(rng, size_t(c.rows) * c.cols)};
+  for (int i = 0; i < 4; ++i) w.data[rng() % w.data.size()] *= 8.0f;  // a few outliers
+  QuantParams params;
+  params.block = c.block;
+  params.double_quant = c.double_quant;
+  params.kmeans_per_row = c.per_row;
+  const QuantizedMatrix q = quantize(w, c.scheme, params);
+  const MatrixF32 wd = dequantize(q);
+  ASSERT_EQ(wd.rows, c.rows);
+  ASSERT_EQ(wd.cols, c.cols);
+
+  const auto x = test::random_floats(rng, size_t(c.n_tok) * c.cols, -2.0f, 2.0f);
+  const auto y0 = test::random_floats(rng, size_t(c.n_tok) * c.rows);
+  auto linear = make(device, q);
+  ASSERT_TRUE(linear);
+  EXPECT_EQ(linear->rows(), c.rows);
+  EXPECT_EQ(linear->cols(), c.cols);
+  EXPECT_GT(linear->weight_bytes(), uint64_t(c.rows) * c.cols / 2);
+
+  host::Buffer xb = host::upload(device, x);
+  host::Buffer yb(device, y0.size() * sizeof(float));
+  if (c.accumulate)
+    yb.write(y0.data(), y0.size() * sizeof(float));
+  else
+    yb.fill_bytes(0xff);  // NaN poison: every output must be written
+  Workspace ws(device);
+  linear->forward(xb, yb, c.n_tok, c.accumulate, ws);
+  const auto y = yb.read_vector<float>(y0.size());
+
+  for (int t = 0; t < c.n_tok; ++t) {
+    for (int r = 0; r < c.rows; ++r) {
+      double ref = c.accumulate ? y0[size_t(t) * c.rows + r] : 0.0, mag = std::fabs(ref);
+      const float* wr = wd.row(r);
+      const float* xr = x.data() + size_t(t) * c.cols;
+      for (int k = 0; k < c.cols; ++k) {
+        const double p = double(wr[k]) * xr[k];
+        ref += p;
+        mag += std::fabs(p);
+      }
+      const double got = y[size_t(t) * c.rows + r];
+      ASSERT_NEAR(got, ref, 1e-5 * mag + 1e-6)
+          << "t=" << t << " r=" << r << " " << case_name(c) << " seed " << test::test_seed();
+    }
+  }
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  const QuantScheme all[] = {QuantScheme::NF4, QuantScheme::FP4, QuantScheme::Dyn8,
+                             QuantScheme::Int4, QuantScheme::Q8_0, QuantScheme::KMeans4};
+  for (QuantScheme s : all) {
+    const bool blockwise = s == QuantScheme::NF4 || s == QuantScheme::FP4 || s == QuantScheme::Dyn8;
+    // Odd and real shapes with the scheme's default parameters.
+    out.push_back({s, 1, 64, 1});
+    out.push_back({s, 3, 17, 1});
+    out.push_back({s, 3, 172, 3});
+    out.push_back({s, 64, 172, 17});
+    out.push_back({s, 64, 4096, 3});
+    out.push_back({s, 4100, 64, 1});
+    out.push_back({s, 17, 172, 17, 0, false, true});  // y += epilogue, GEMM
+    out.push_back({s, 33, 300, 1, 0, false, true});   // y += epilogue, GEMV
+    if (s != QuantScheme::KMeans4) out.push_back({s, 4096, 4096, 1});
+    if (blockwise) {
+      for (int block : {64, 128})
+        for (bool dq : {false, true}) {
+          out.push_back({s, 64, 172, 3, block, dq});
+          out.push_back({s, 5, 1000, 17, block, dq, true});
+        }
+      out.push_back({s, 300, 4096, 1, 64, true});  // > 256 blocks: several absmax2 groups
+    }
+    if (s == QuantScheme::KMeans4) {
+      out.push_back({s, 64, 172, 17, 0, false, false, false});
+      out.push_back({s, 3, 17, 3, 0, false, true, false});
+    }
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Schemes, MatmulLutTest, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return case_name(info.param); });
+
+}  // namespace
+}  // namespace quill
