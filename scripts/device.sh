@@ -2,7 +2,8 @@
 # Runs on an NVIDIA GPU machine without network (the device tool, ../shared/GPU.md): unpacks the
 # packages carried in .device/ (scripts/fetch_device_debs.sh), registers NVIDIA's OpenCL ICD, builds
 # quill in build-device/, then runs the steps asked for: `test` (the suite on the GPU), `bench`
-# (kernel and end-to-end benchmarks), or `all`. Results land in $OUT (default ./device-out).
+# (kernel benchmarks), `e2e` (every scheme on stories260K), `perf` (quill bench, Llama-2-7B shapes),
+# or `all`. Results land in $OUT (default ./device-out).
 # Usage: bash scripts/device.sh [test] [bench] [all] [-- extra ctest arguments, e.g. -R Lut]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,5 +44,19 @@ fi
 if want bench; then
   ./build-device/benchmarks/quill_bench_kernels --device gpu --tokens 1 | tee "$out/bench-kernels.txt"
   ./build-device/benchmarks/quill_bench_kernels --device gpu --tokens 1 --json > "$out/bench-kernels.jsonl"
+fi
+if want e2e; then
+  # Every scheme end to end on a real model (carried as .device/stories260K.gguf), greedy.
+  if [ -f .device/stories260K.gguf ]; then
+    for q in f32 f16 q8_0 int8 llm-int8 dyn8 nf4 fp4 int4 kmeans4; do
+      printf '%-9s ' "$q"
+      ./build-device/quill run -m .device/stories260K.gguf --device gpu -q "$q" --temp 0 -n 40 2>/dev/null
+    done | tee "$out/e2e-stories260k.txt"
+  fi
+fi
+if want perf; then
+  # llama-bench-like throughput on the Llama-2-7B shapes (synthetic weights).
+  ./build-device/quill bench --synthetic llama-2-7b --device gpu -q "${QUILL_BENCH_QUANT:-f16,q8_0,int8,llm-int8,nf4,int4}" \
+    -p 512 -n 128 -r "${QUILL_BENCH_REPS:-2}" --json | tee "$out/bench-llama2-7b.jsonl"
 fi
 exit $status
