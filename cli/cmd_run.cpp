@@ -1,17 +1,18 @@
 // `quill run`: load a model (the built-in synthetic one by default), evaluate the prompt as one
-// batch, then sample token by token. stdout: the prompt and the generated text only; everything
+// batch, then stream sampled tokens. stdout: the prompt and the generated text only; everything
 // else (load summary, timings, memory) on stderr, or one JSON object on stdout with --json.
+// A host application of the public C API: it calls nothing but include/quill.h.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <random>
-
 #include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "cli/commands.hpp"
 #include "cli/model_flags.hpp"
-#include "engine/log.hpp"
-#include "engine/sampler.hpp"
-#include "engine/session.hpp"
+#include "quill.hpp"
 
 namespace quill::cli {
 namespace {
@@ -35,80 +36,130 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+int report_error() {
+  std::fprintf(stderr, "quill: error: %s\n", quill_last_error());
+  return 1;
+}
+
+bool log_enabled(quill_log_level level) { return quill_log_get_level() >= level; }
+
+model_ptr load(const ModelFlags& f) {
+  quill_model_params p = quill_model_default_params();
+  p.device = f.device.c_str();
+  p.quant = f.quant.empty() ? nullptr : f.quant.c_str();
+  p.block = f.block;
+  p.double_quant = f.double_quant;
+  p.int8_threshold = f.int8_threshold;
+  p.quantize_embeddings = f.quantize_embeddings;
+  p.synthetic = f.synthetic.c_str();
+  p.synthetic_seed = f.synthetic_seed;
+  model_ptr model = ::quill::load_model(f.model_path.empty() ? nullptr : f.model_path.c_str(), &p);
+  if (!model) return model;
+  quill_model_info info{};
+  quill_model_get_info(model.get(), &info);
+  if (log_enabled(QUILL_LOG_INFO)) {
+    std::fprintf(stderr, "model: %s (%d layers, dim %d, %d heads / %d kv, ffn %d, vocab %d)\n", info.description,
+                 info.n_layers, info.dim, info.n_heads, info.n_kv_heads, info.ffn_dim, info.n_vocab);
+    std::fprintf(stderr, "device: %s; scheme %s: %.3f bits/weight, %.1f MiB of matmul weights, loaded in %.2f s\n",
+                 info.device_name, info.scheme, info.bits_per_weight, info.weight_bytes / 1048576.0, info.load_seconds);
+  }
+  return model;
+}
+
+struct Stream {
+  std::string text;
+  bool print = true;
+};
+
+bool on_token(int32_t, const char* piece, int32_t piece_len, void* user_data) {
+  auto* stream = static_cast<Stream*>(user_data);
+  stream->text.append(piece, size_t(piece_len));
+  if (stream->print) {
+    std::fwrite(piece, 1, size_t(piece_len), stdout);
+    std::fflush(stdout);
+  }
+  return true;
+}
+
 int run(const RunOptions& o) {
-  auto model = load_model(o.model);
-  const Tokenizer& tokenizer = model->tokenizer();
-  std::vector<int32_t> tokens = tokenizer.encode(o.prompt, true);
-  Session session(model, {.n_ctx = o.ctx});
-  SamplerParams sp;
-  sp.temperature = o.temperature;
+  model_ptr model = load(o.model);
+  if (!model) return report_error();
+  const int32_t needed = quill_tokenize(model.get(), o.prompt.c_str(), int32_t(o.prompt.size()), nullptr, 0, true);
+  if (needed == QUILL_INVALID) return report_error();
+  std::vector<int32_t> tokens(size_t(needed < 0 ? -needed : 0));
+  if (!tokens.empty() && quill_tokenize(model.get(), o.prompt.c_str(), int32_t(o.prompt.size()), tokens.data(),
+                                        int32_t(tokens.size()), true) < 0)
+    return report_error();
+  quill_session_params session_params = quill_session_default_params();
+  session_params.n_ctx = o.ctx;
+  session_ptr session = create_session(model.get(), &session_params);
+  if (!session) return report_error();
+  quill_sampler_params sp = quill_sampler_default_params();
+  sp.temp = o.temperature;
   sp.top_k = o.top_k;
   sp.top_p = o.top_p;
   sp.min_p = o.min_p;
   sp.repeat_penalty = o.repeat_penalty;
   sp.repeat_last_n = o.repeat_last_n;
   sp.seed = o.seed >= 0 ? uint64_t(o.seed) : std::random_device{}();
-  Sampler sampler(sp);
+  sampler_ptr sampler = create_sampler(&sp);
+  if (!sampler) return report_error();
 
   if (!o.json) {
     std::fputs(o.prompt.c_str(), stdout);
     std::fflush(stdout);
   }
   const auto t_prompt = std::chrono::steady_clock::now();
-  session.eval(tokens);
+  if (quill_session_eval(session.get(), tokens.data(), int32_t(tokens.size())) != QUILL_OK) return report_error();
   const double prompt_seconds = seconds_since(t_prompt);
   const size_t n_prompt = tokens.size();
+  const int32_t position_after_prompt = quill_session_position(session.get());
 
-  std::string generated;
-  int n_generated = 0;
-  uint64_t launches = 0;
+  Stream stream{.text = {}, .print = !o.json};
+  int32_t n_generated = 0;
   const auto t_decode = std::chrono::steady_clock::now();
-  while (n_generated < o.n_predict) {
-    const int32_t next = sampler.sample(session.logits().data(), model->config().vocab_size, tokens);
-    if (next == tokenizer.eos_id()) break;
-    const std::string piece = tokenizer.decode_next(tokens.back(), next);
-    tokens.push_back(next);
-    ++n_generated;
-    generated += piece;
-    if (!o.json) {
-      std::fputs(piece.c_str(), stdout);
-      std::fflush(stdout);
-    }
-    if (n_generated == o.n_predict) break;
-    if (session.position() >= session.n_ctx()) {
-      log_warn("context full ({} tokens): stopping", session.n_ctx());
-      break;
-    }
-    const int32_t one[1] = {next};
-    session.eval(one);
-    launches = session.last_launches();
-  }
+  const quill_status status = quill_generate(session.get(), sampler.get(), nullptr, 0, std::max(o.n_predict, 0),
+                                             on_token, &stream, &n_generated);
   const double decode_seconds = seconds_since(t_decode);
+  if (status == QUILL_ERR_CONTEXT_FULL) {
+    if (log_enabled(QUILL_LOG_WARN))
+      std::fprintf(stderr, "warning: context full (%d tokens): stopping\n", quill_session_n_ctx(session.get()));
+  } else if (status != QUILL_OK) {
+    return report_error();
+  }
+  const uint64_t launches =
+      quill_session_position(session.get()) > position_after_prompt ? quill_session_last_launches(session.get()) : 0;
   const double prompt_tps = n_prompt / std::max(prompt_seconds, 1e-9);
   const double decode_tps = n_generated / std::max(decode_seconds, 1e-9);
-  const double peak_mib = model->device().peak_allocated_bytes() / 1048576.0;
+  quill_model_info info{};
+  quill_model_get_info(model.get(), &info);
+  const double peak_mib = info.device_peak_bytes / 1048576.0;
   if (o.json) {
     nlohmann::json out = {{"prompt", o.prompt},
-                          {"text", generated},
+                          {"text", stream.text},
                           {"prompt_tokens", n_prompt},
                           {"generated_tokens", n_generated},
                           {"prompt_tok_s", prompt_tps},
                           {"decode_tok_s", decode_tps},
-                          {"load_s", model->load_seconds()},
-                          {"scheme", std::string(scheme_name(model->scheme()))},
-                          {"bits_per_weight", model->bits_per_weight()},
-                          {"weight_bytes", model->weight_bytes()},
+                          {"load_s", info.load_seconds},
+                          {"scheme", info.scheme},
+                          {"bits_per_weight", info.bits_per_weight},
+                          {"weight_bytes", info.weight_bytes},
                           {"launches_per_token", launches},
-                          {"device", model->device().info().name},
+                          {"device", info.device_name},
                           {"peak_device_mib", peak_mib},
                           {"seed", sp.seed}};
-    std::printf("%s\n", out.dump().c_str());
+    // replace: a model may stream bytes that are not valid UTF-8 (byte tokens); JSON output must not fail
+    std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::fputs("\n", stdout);
     std::fflush(stdout);
-    log_info("prompt: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens in {:.3f} s ({:.1f} tok/s), {} kernel "
-             "launches/token; device memory peak {:.1f} MiB; seed {}",
-             n_prompt, prompt_seconds, prompt_tps, n_generated, decode_seconds, decode_tps, launches, peak_mib, sp.seed);
+    if (log_enabled(QUILL_LOG_INFO))
+      std::fprintf(stderr,
+                   "prompt: %zu tokens in %.3f s (%.1f tok/s); decode: %d tokens in %.3f s (%.1f tok/s), %llu kernel "
+                   "launches/token; device memory peak %.1f MiB; seed %llu\n",
+                   n_prompt, prompt_seconds, prompt_tps, n_generated, decode_seconds, decode_tps,
+                   (unsigned long long)launches, peak_mib, (unsigned long long)sp.seed);
   }
   return 0;
 }

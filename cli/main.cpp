@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add(quill::cli::add_devices_command);
   add(quill::cli::add_run_command);
   add(quill::cli::add_bench_command);
+  add(quill::cli::add_perplexity_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

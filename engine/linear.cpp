@@ -7,6 +7,22 @@
 
 namespace quill {
 
+void Linear::forward(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws,
+                     const InputTransform& transform) {
+  if (transform.kind == InputTransform::Kind::kNone || fuses(transform, n_tok)) {
+    run(x, y, n_tok, accumulate, ws, transform);
+    return;
+  }
+  // Unfused: transform into session scratch ([n_tok, cols]) with its own kernel, then multiply.
+  host::Buffer& transformed = ws.get(nullptr, Workspace::kTransformedInputSlot, size_t(n_tok) * cols_ * sizeof(float));
+  if (transform.kind == InputTransform::Kind::kRmsNorm) {
+    ws.kernels().rmsnorm(x, *transform.norm_weight, transformed, n_tok, int(cols_), transform.eps);
+  } else {
+    ws.kernels().swiglu(x, transformed, n_tok, int(cols_));
+  }
+  run(transformed, y, n_tok, accumulate, ws, {});
+}
+
 std::unique_ptr<Linear> make_linear(host::Device& device, const QuantizedMatrix& q, QuantScheme scheme,
                                     const QuantParams& params) {
   return std::visit(

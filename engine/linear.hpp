@@ -15,6 +15,17 @@
 
 namespace quill {
 
+// An optional transform of the matmul input, fused into the kernel where the Linear supports it
+// (fuses() says), otherwise applied by a separate kernel into session scratch first:
+//   kRmsNorm: x [n_tok, cols] -> rmsnorm(x) * norm_weight (eps)
+//   kSwiGlu:  x [n_tok, 2 * cols] = gate | up per token -> silu(gate) * up
+struct InputTransform {
+  enum class Kind { kNone, kRmsNorm, kSwiGlu };
+  Kind kind = Kind::kNone;
+  const host::Buffer* norm_weight = nullptr;  // [cols] f32, for kRmsNorm
+  float eps = 0.0f;
+};
+
 class Linear {
  public:
   Linear(int64_t rows, int64_t cols, QuantScheme scheme) : rows_(rows), cols_(cols), scheme_(scheme) {}
@@ -26,19 +37,28 @@ class Linear {
   int64_t cols() const { return cols_; }  // in features
   QuantScheme scheme() const { return scheme_; }
 
-  // x: [n_tok, cols] f32   y: [n_tok, rows] f32. accumulate: y += x W^T (the residual-add epilogue);
-  // otherwise y = x W^T. Enqueues work on the device's queue; does not wait for it.
-  virtual void forward(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws) = 0;
+  // x: [n_tok, cols] f32 ([n_tok, 2 cols] for kSwiGlu)   y: [n_tok, rows] f32. accumulate: y += x W^T
+  // (the residual-add epilogue); otherwise y = x W^T. Enqueues work on the device's queue; does not
+  // wait for it.
+  void forward(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws,
+               const InputTransform& transform = {});
+
+  // Whether run() applies `transform` itself for this many tokens (no extra launch).
+  virtual bool fuses(const InputTransform& transform, int n_tok) const { return false; }
 
   // Device bytes of the weights (what one GEMV reads), and kernel launches per forward.
   virtual uint64_t weight_bytes() const = 0;
   virtual int launches_per_forward(int n_tok) const { return 1; }
 
  protected:
+  // The matmul itself; `transform` is kNone unless fuses() returned true for it.
+  virtual void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws,
+                   const InputTransform& transform) = 0;
+
   std::mutex launch_mutex_;  // kernel-argument state is shared: one launch sequence at a time
 
  private:
-  int64_t rows_, cols_;
+  int64_t rows_, cols_;  // protected accessors above; cols_ also sizes unfused transforms
   QuantScheme scheme_;
 };
 

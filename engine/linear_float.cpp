@@ -19,7 +19,7 @@ class LinearFloat final : public Linear {
         weights_(host::upload(device, padded_rows(weights, rows, cols, stride_))),
         matmul_(device, sizeof(T) == 4) {}
 
-  void forward(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&) override {
+  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&, const InputTransform&) override {
     std::lock_guard<std::mutex> lock(launch_mutex_);
     matmul_.run(weights_, x, y, int(rows()), int(cols()), int(stride_), n_tok, accumulate);
   }

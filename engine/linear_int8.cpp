@@ -45,7 +45,7 @@ class LinearInt8 final : public Linear {
     w16_ = host::upload(device, w16);
   }
 
-  void forward(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws) override {
+  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws, const InputTransform&) override {
     std::lock_guard<std::mutex> lock(launch_mutex_);
     const host::Int8ActivationBuffers a{
         &ws.get(this, 0, size_t(n_tok) * size_t(kpad_)),  // codes [n_tok, kpad] int8

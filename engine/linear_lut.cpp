@@ -118,7 +118,7 @@ class LinearLut final : public Linear {
       lut8_.emplace(device, p.scale, p.linear);
   }
 
-  void forward(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&) override {
+  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&, const InputTransform&) override {
     std::lock_guard<std::mutex> lock(launch_mutex_);
     if (lut4_)
       lut4_->run(w_, x, y, n_tok, accumulate);

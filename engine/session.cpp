@@ -30,18 +30,14 @@ void Session::ensure_scratch(int n) {
   if (n <= scratch_tokens_) return;
   const LlamaConfig& c = model_->config();
   const size_t f = sizeof(float);
-  const size_t qkv_dim = size_t(c.dim + 2 * c.kv_dim());
   const size_t q_dim = size_t(c.n_heads) * c.head_dim();
   tokens_ = host::Buffer(device_, size_t(n) * sizeof(int32_t));  // [n] token ids
   x_ = host::Buffer(device_, size_t(n) * c.dim * f);              // [n, dim] residual stream
-  xn_ = host::Buffer(device_, size_t(n) * c.dim * f);             // [n, dim] normalized
   qkv_ = host::Buffer(device_, size_t(n) * (q_dim + 2 * c.kv_dim()) * f);  // [n, q_dim + 2 kv_dim]
-  (void)qkv_dim;
   q_ = host::Buffer(device_, size_t(n) * q_dim * f);              // [n, q_dim] rotated queries
   att_ = host::Buffer(device_, size_t(n) * q_dim * f);            // [n, q_dim] attention output
   gate_up_ = host::Buffer(device_, size_t(n) * 2 * c.ffn_dim * f);  // [n, 2 ffn]
-  h_ = host::Buffer(device_, size_t(n) * c.ffn_dim * f);          // [n, ffn]
-  last_ = host::Buffer(device_, size_t(c.dim) * f);               // [1, dim] last normalized row
+  last_ = host::Buffer(device_, size_t(c.dim) * f);               // [1, dim] last token's residual
   logits_buf_ = host::Buffer(device_, size_t(n) * c.vocab_size * f);  // [n, vocab]
   scratch_tokens_ = n;
 }
@@ -73,30 +69,28 @@ void Session::run_batch(const int32_t* tokens, int n, bool all_logits, float* lo
   token_staging_.assign(tokens, tokens + n);
   tokens_.write_async(token_staging_.data(), size_t(n) * sizeof(int32_t));
   kernels_.embed(tokens_, model_->token_embd(), x_, n, c.dim);
+  using Kind = InputTransform::Kind;
   for (int l = 0; l < c.n_layers; ++l) {
     const ModelLayer& layer = model_->layers()[size_t(l)];
-    kernels_.rmsnorm(x_, layer.attn_norm, xn_, n, c.dim, c.norm_eps);
-    layer.qkv->forward(xn_, qkv_, n, false, workspace_);
+    layer.qkv->forward(x_, qkv_, n, false, workspace_, {Kind::kRmsNorm, &layer.attn_norm, c.norm_eps});
     kernels_.rope_kv(qkv_, q_, k_cache_[size_t(l)], v_cache_[size_t(l)], n, q_dim, c.kv_dim(), c.head_dim(),
                      c.rope_dim > 0 ? c.rope_dim : c.head_dim(), c.rope_theta, pos_);
     kernels_.attention(q_, k_cache_[size_t(l)], v_cache_[size_t(l)], att_, n, c.n_heads, c.n_kv_heads, c.head_dim(),
                        pos_);
     layer.wo->forward(att_, x_, n, true, workspace_);
-    kernels_.rmsnorm(x_, layer.ffn_norm, xn_, n, c.dim, c.norm_eps);
-    layer.gate_up->forward(xn_, gate_up_, n, false, workspace_);
-    kernels_.swiglu(gate_up_, h_, n, c.ffn_dim);
-    layer.down->forward(h_, x_, n, true, workspace_);
+    layer.gate_up->forward(x_, gate_up_, n, false, workspace_, {Kind::kRmsNorm, &layer.ffn_norm, c.norm_eps});
+    layer.down->forward(gate_up_, x_, n, true, workspace_, {Kind::kSwiGlu});
   }
   pos_ += n;
   if (!logits_out) return;
-  kernels_.rmsnorm(x_, model_->output_norm(), xn_, n, c.dim, c.norm_eps);
+  const InputTransform final_norm{Kind::kRmsNorm, &model_->output_norm(), c.norm_eps};
   const size_t row = size_t(c.vocab_size) * sizeof(float);
   if (all_logits) {
-    model_->output().forward(xn_, logits_buf_, n, false, workspace_);
+    model_->output().forward(x_, logits_buf_, n, false, workspace_, final_norm);
     logits_buf_.read(logits_out, size_t(n) * row);
   } else {
-    last_.copy_from(xn_, size_t(c.dim) * sizeof(float), size_t(n - 1) * c.dim * sizeof(float));
-    model_->output().forward(last_, logits_buf_, 1, false, workspace_);
+    last_.copy_from(x_, size_t(c.dim) * sizeof(float), size_t(n - 1) * c.dim * sizeof(float));
+    model_->output().forward(last_, logits_buf_, 1, false, workspace_, final_norm);
     logits_buf_.read(logits_out, row);
   }
 }

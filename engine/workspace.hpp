@@ -5,16 +5,21 @@
 
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <utility>
 
 #include "host/buffer.hpp"
 #include "host/device.hpp"
+#include "host/transformer_kernels.hpp"
 
 namespace quill {
 
 class Workspace {
  public:
   explicit Workspace(host::Device& device) : device_(device) {}
+
+  // Slots with owner nullptr shared by every Linear of the session.
+  static constexpr int kTransformedInputSlot = 1;
 
   // A buffer of at least `bytes` for (owner, slot); contents are unspecified.
   host::Buffer& get(const void* owner, int slot, size_t bytes) {
@@ -23,10 +28,16 @@ class Workspace {
     return b;
   }
   host::Device& device() { return device_; }
+  // This session's launchers for norm / SwiGLU (unfused input transforms).
+  host::TransformerKernels& kernels() {
+    if (!kernels_) kernels_ = std::make_unique<host::TransformerKernels>(device_, host::TransformerKernelOptions{});
+    return *kernels_;
+  }
 
  private:
   host::Device& device_;
   std::map<std::pair<const void*, int>, host::Buffer> buffers_;
+  std::unique_ptr<host::TransformerKernels> kernels_;
 };
 
 }  // namespace quill
