@@ -1,7 +1,9 @@
-// quill_bench_kernels: matmul kernel timings per shape, with the achieved bandwidth of weight bytes
-// as a share of the device's read bandwidth measured by a streaming kernel in the same run.
+// quill_bench_kernels: matmul timings per scheme and shape through Linear (make_linear: the same
+// kernels and layouts the engine runs), with the achieved bandwidth of weight bytes as a share of
+// the device's read bandwidth measured by a streaming kernel in the same run, and GEMM throughput.
 // Benchmarks, not tests: nothing here asserts a speed.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -11,11 +13,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/half.hpp"
+#include "engine/linear.hpp"
+#include "engine/quantize_matrix.hpp"
 #include "host/bandwidth_probe.hpp"
 #include "host/device.hpp"
 #include "host/kernel.hpp"
-#include "host/matmul_f16.hpp"
 
 namespace {
 
@@ -27,6 +29,8 @@ struct Options {
   bool json = false;
   std::vector<std::string> shapes = {"4096x4096", "11008x4096", "4096x11008", "14336x4096", "4096x14336"};
   std::vector<int> tokens = {1};
+  std::vector<std::string> schemes = {"f16"};
+  std::string input = "none";  // input transform: none, rmsnorm, swiglu
   double stream_mib = 1024;
 };
 
@@ -36,28 +40,39 @@ double median(std::vector<double> v) {
 }
 
 struct Result {
-  std::string kernel;
-  int rows, cols, n_tok;
-  double seconds, weight_bytes;
+  double seconds;       // median time of one forward
+  double weight_bytes;  // device bytes of the weights
 };
 
-Result bench_f16(host::Device& device, int rows, int cols, int n_tok, int reps) {
+Result bench_linear(host::Device& device, const std::string& scheme_name_arg, int rows, int cols, int n_tok, int reps,
+                    const std::string& input) {
+  const QuantScheme scheme = parse_quant_scheme(scheme_name_arg);
   std::mt19937 rng(1);
-  std::uniform_real_distribution<float> dist(-1, 1);
-  std::vector<uint16_t> w(size_t(rows) * cols);
-  for (auto& v : w) v = float_to_half(dist(rng));
-  std::vector<float> x(size_t(n_tok) * cols);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  MatrixF32 w{rows, cols, std::vector<float>(size_t(rows) * cols)};
+  for (auto& v : w.data) v = dist(rng) * 0.02f;
+  QuantParams params;
+  auto linear = make_linear(device, quantize(w, scheme, params), scheme, params);
+  const int x_cols = input == "swiglu" ? 2 * cols : cols;
+  std::vector<float> x(size_t(n_tok) * x_cols), norm(size_t(cols), 1.0f);
   for (auto& v : x) v = dist(rng);
-  host::Buffer wb = host::upload(device, w), xb = host::upload(device, x);
-  host::Buffer yb(device, size_t(n_tok) * rows * 4);
-  host::MatmulF16 matmul(device);
+  host::Buffer xb = host::upload(device, x), yb(device, size_t(n_tok) * rows * 4), nb = host::upload(device, norm);
+  InputTransform transform;
+  if (input == "rmsnorm") transform = {InputTransform::Kind::kRmsNorm, &nb, 1e-5f};
+  if (input == "swiglu") transform = {InputTransform::Kind::kSwiGlu};
+  Workspace ws(device);
+  for (int i = 0; i < 3; ++i) linear->forward(xb, yb, n_tok, false, ws, transform);
+  device.finish();
   std::vector<double> seconds;
-  for (int r = 0; r < reps + 3; ++r) {
-    host::Event event;
-    matmul.run(wb, xb, yb, rows, cols, cols, n_tok, false, &event);
-    if (r >= 3) seconds.push_back(event.elapsed_ns() * 1e-9);
+  for (int r = 0; r < reps; ++r) {
+    // Wall time of a batch of back-to-back forwards (includes launch overhead, as decode sees it).
+    constexpr int kBatch = 20;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kBatch; ++i) linear->forward(xb, yb, n_tok, false, ws, transform);
+    device.finish();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / kBatch);
   }
-  return {"f16", rows, cols, n_tok, median(seconds), double(w.size()) * 2};
+  return {median(seconds), double(linear->weight_bytes())};
 }
 
 }  // namespace
@@ -67,8 +82,10 @@ int main(int argc, char** argv) {
   CLI::App app{"quill_bench_kernels: matmul kernel bandwidth per shape vs the device's streaming read bandwidth"};
   app.add_option("-d,--device", o.device, "Device: index, gpu, cpu, or part of a name (env QUILL_DEVICE)");
   app.add_option("-r,--reps", o.reps, "Timed repetitions per case (median reported)");
-  app.add_option("--shapes", o.shapes, "Weight shapes ROWSxCOLS (rows = output features)");
-  app.add_option("--tokens", o.tokens, "Token counts (1 = GEMV)");
+  app.add_option("--shapes", o.shapes, "Weight shapes ROWSxCOLS (rows = output features)")->delimiter(',');
+  app.add_option("--tokens", o.tokens, "Token counts (1 = GEMV)")->delimiter(',');
+  app.add_option("-q,--quant", o.schemes, "Schemes (comma-separated): " + quant_scheme_names())->delimiter(',');
+  app.add_option("--input", o.input, "Input transform fused or not: none, rmsnorm, swiglu");
   app.add_option("--stream-mib", o.stream_mib, "Bytes read by the bandwidth probe, MiB");
   app.add_flag("--json", o.json, "One JSON object per line on stdout");
   CLI11_PARSE(app, argc, argv);
@@ -80,25 +97,31 @@ int main(int argc, char** argv) {
                                          {"read_gbps", bandwidth * 1e-9}}.dump().c_str());
     } else {
       std::printf("device: %s\nstreaming read bandwidth: %.1f GB/s\n\n", device.info().name.c_str(), bandwidth * 1e-9);
-      std::printf("%-8s %-12s %6s %10s %10s %8s\n", "kernel", "shape", "tokens", "time_us", "GB/s", "%floor");
+      std::printf("%-9s %-12s %6s %10s %10s %8s %10s\n", "scheme", "shape", "tokens", "time_us", "GB/s", "%floor",
+                  "TFLOP/s");
     }
-    for (const auto& shape : o.shapes) {
-      int rows = 0, cols = 0;
-      if (std::sscanf(shape.c_str(), "%dx%d", &rows, &cols) != 2 || rows <= 0 || cols <= 0) {
-        std::fprintf(stderr, "quill_bench_kernels: error: bad shape '%s' (expected ROWSxCOLS)\n", shape.c_str());
-        return 1;
-      }
-      for (int n_tok : o.tokens) {
-        const Result r = bench_f16(device, rows, cols, n_tok, o.reps);
-        const double gbps = r.weight_bytes / r.seconds * 1e-9;
-        const double pct = 100.0 * (r.weight_bytes / bandwidth) / r.seconds;
-        if (o.json) {
-          std::printf("%s\n", nlohmann::json{{"kernel", r.kernel}, {"rows", rows}, {"cols", cols}, {"tokens", n_tok},
-                                             {"time_us", r.seconds * 1e6}, {"weight_gbps", gbps},
-                                             {"floor_pct", pct}, {"device", device.info().name}}.dump().c_str());
-        } else {
-          std::printf("%-8s %-12s %6d %10.1f %10.1f %7.1f%%\n", r.kernel.c_str(), shape.c_str(), n_tok,
-                      r.seconds * 1e6, gbps, pct);
+    for (const auto& scheme : o.schemes) {
+      for (const auto& shape : o.shapes) {
+        int rows = 0, cols = 0;
+        if (std::sscanf(shape.c_str(), "%dx%d", &rows, &cols) != 2 || rows <= 0 || cols <= 0) {
+          std::fprintf(stderr, "quill_bench_kernels: error: bad shape '%s' (expected ROWSxCOLS)\n", shape.c_str());
+          return 1;
+        }
+        for (int n_tok : o.tokens) {
+          const Result r = bench_linear(device, scheme, rows, cols, n_tok, o.reps, o.input);
+          const double gbps = r.weight_bytes / r.seconds * 1e-9;
+          const double pct = 100.0 * (r.weight_bytes / bandwidth) / r.seconds;
+          const double tflops = 2.0 * rows * cols * n_tok / r.seconds * 1e-12;
+          if (o.json) {
+            std::printf("%s\n", nlohmann::json{{"scheme", scheme}, {"rows", rows}, {"cols", cols}, {"tokens", n_tok},
+                                               {"input", o.input}, {"time_us", r.seconds * 1e6},
+                                               {"weight_gbps", gbps}, {"floor_pct", pct}, {"tflops", tflops},
+                                               {"device", device.info().name}}.dump().c_str());
+          } else {
+            std::printf("%-9s %-12s %6d %10.1f %10.1f %7.1f%% %10.2f\n", scheme.c_str(), shape.c_str(), n_tok,
+                        r.seconds * 1e6, gbps, pct, tflops);
+          }
+          std::fflush(stdout);
         }
       }
     }

@@ -42,8 +42,12 @@ if want test; then
   tail -25 "$out/ctest-gpu.log"
 fi
 if want bench; then
-  ./build-device/benchmarks/quill_bench_kernels --device gpu --tokens 1 | tee "$out/bench-kernels.txt"
-  ./build-device/benchmarks/quill_bench_kernels --device gpu --tokens 1 --json > "$out/bench-kernels.jsonl"
+  # GEMV (one token) per scheme at the Llama shapes, then GEMM throughput at 512 tokens.
+  schemes=${QUILL_BENCH_SCHEMES:-f16,q8_0,int8,llm-int8,dyn8,nf4,fp4,int4,kmeans4}
+  ./build-device/benchmarks/quill_bench_kernels --device gpu -q "$schemes" --tokens 1 \
+    --shapes 4096x4096,11008x4096,4096x11008,14336x4096,4096x14336 | tee "$out/bench-gemv.txt"
+  ./build-device/benchmarks/quill_bench_kernels --device gpu -q "$schemes" --tokens 512 -r 5 \
+    --shapes 4096x4096 | tee "$out/bench-gemm.txt"
 fi
 if want e2e; then
   # Every scheme end to end on a real model (carried as .device/stories260K.gguf), greedy.
