@@ -27,7 +27,24 @@ struct BenchOptions {
   int n_gen = 128;
   int reps = 3;
   bool json = false;
+  bool profile = false;
 };
+
+// Per-kernel device time of `f`, printed to stderr (each kernel's share, per call of the workload).
+template <typename F>
+void print_profile(host::Device& device, const char* label, int calls, F&& f) {
+  device.set_profile_recording(true);
+  f();
+  device.finish();
+  device.set_profile_recording(false);
+  const auto report = device.profile_report();
+  uint64_t total = 0;
+  for (const auto& k : report) total += k.total_ns;
+  std::fprintf(stderr, "%s: %.1f us of kernel time per call\n", label, total * 1e-3 / calls);
+  for (const auto& k : report)
+    std::fprintf(stderr, "  %-28s %6.1f%% %10.1f us %8.1f launches\n", k.name.c_str(), 100.0 * k.total_ns / total,
+                 k.total_ns * 1e-3 / calls, double(k.launches) / calls);
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -69,7 +86,7 @@ int run_bench(BenchOptions o) {
   for (const auto& scheme : schemes) {
     ModelFlags flags = o.model;
     flags.quant = scheme;
-    auto model = load_model(flags);
+    auto model = load_model(flags, o.profile);
     const LlamaConfig& c = model->config();
     Session session(model, {.n_ctx = o.n_prompt + o.n_gen + 2, .max_batch = std::max(1, o.n_prompt)});
     Xoshiro256 rng(42);
@@ -91,6 +108,17 @@ int run_bench(BenchOptions o) {
         pp.push_back(prompt.size() / t_pp);
         tg.push_back(o.n_gen / t_tg);
       }
+    }
+    if (o.profile) {
+      session.reset();
+      print_profile(model->device(), "profile pp", 1, [&] { session.eval(prompt); });
+      const int n_tg = std::max(1, std::min(o.n_gen, 16));
+      print_profile(model->device(), "profile tg (per token)", n_tg, [&] {
+        for (int i = 0; i < n_tg; ++i) {
+          const int32_t one[1] = {int32_t(i % c.vocab_size)};
+          session.eval(one);
+        }
+      });
     }
     const double pp_tps = median(pp), tg_tps = median(tg);
     const double bytes = double(model->weight_bytes());
@@ -135,6 +163,7 @@ Command add_bench_command(CLI::App& app) {
   sub->add_option("-n,--n-gen", o->n_gen, "Generated tokens (tg)")->capture_default_str();
   sub->add_option("-r,--reps", o->reps, "Timed repetitions (median reported)")->capture_default_str();
   sub->add_flag("--json", o->json, "One JSON object per scheme per line on stdout");
+  sub->add_flag("--profile", o->profile, "Also print per-kernel device time of one pp and 16 tg tokens (stderr)");
   return [o] {
     BenchOptions options = *o;
     options.quant_list = options.model.quant.empty() ? "f16" : options.model.quant;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <exception>
 #include <mutex>
@@ -50,6 +51,45 @@ std::unique_ptr<Linear> upload_matrix(host::Device& device, const MatrixF32& w, 
 
 host::Buffer upload_floats(host::Device& device, const std::vector<float>& v) { return host::upload(device, v); }
 
+// Refuses a model the device cannot hold before anything is quantized or allocated, from lower bounds: each
+// matrix's codes (the integer part of the scheme's bits per weight) against the device's maximum allocation, and
+// every weight against its global memory. (Buffer checks each real allocation again.)
+void check_fits_device(const host::DeviceInfo& info, const LlamaConfig& c, QuantScheme scheme, QuantScheme side,
+                       const QuantParams& params, bool embd_f32, const std::string& what) {
+  const auto code_bits = [&](QuantScheme s) {
+    if (s == QuantScheme::F32) return 32.0;
+    if (s == QuantScheme::F16) return 16.0;
+    return double(std::bit_floor(unsigned(nominal_bits_per_weight(s, params))));
+  };
+  const double dim = c.dim, q_dim = double(c.n_heads) * c.head_dim(), kv = c.kv_dim(), ffn = c.ffn_dim,
+               vocab = c.vocab_size, bits = code_bits(scheme), side_bits = code_bits(side);
+  struct Part {
+    const char* name;
+    double rows, cols, bits, copies;
+  };
+  const double L = c.n_layers;
+  const Part parts[] = {{"qkv", q_dim + 2 * kv, dim, bits, L},    {"attn_output", dim, q_dim, bits, L},
+                        {"ffn_gate+up", 2 * ffn, dim, bits, L},    {"ffn_down", dim, ffn, bits, L},
+                        {"output", vocab, dim, side_bits, 1},      {"token_embd", vocab, dim, embd_f32 ? 32.0 : 16.0, 1}};
+  double total = 0;
+  for (const Part& p : parts) {
+    const double bytes = p.rows * p.cols * p.bits / 8;
+    total += bytes * p.copies;
+    if (bytes > double(info.max_alloc_bytes)) {
+      fail(ErrorKind::kOutOfMemory,
+           "{}: the {} matrix [{} x {}] needs at least {:.0f} bytes in one buffer, more than {}'s maximum allocation "
+           "of {} bytes",
+           what, p.name, uint64_t(p.rows), uint64_t(p.cols), bytes, info.name, info.max_alloc_bytes);
+    }
+  }
+  if (total > double(info.global_mem_bytes)) {
+    fail(ErrorKind::kOutOfMemory,
+         "{}: the weights need at least {:.0f} bytes ({:.1f} GiB) of device memory, more than {}'s {} bytes "
+         "({:.1f} GiB)",
+         what, total, total / 1073741824.0, info.name, info.global_mem_bytes, info.global_mem_bytes / 1073741824.0);
+  }
+}
+
 }  // namespace
 
 Model::Model(const WeightSource& source, const ModelOptions& options)
@@ -68,6 +108,8 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
   const QuantScheme side_scheme = options.quantize_embeddings ? scheme_
                                   : scheme_ == QuantScheme::F32 ? QuantScheme::F32
                                                                 : QuantScheme::F16;
+  check_fits_device(device.info(), config_, scheme_, side_scheme, options.params, scheme_ == QuantScheme::F32,
+                    description_);
   Accounting accounting;
   std::mutex upload_mutex;
   ProgressBar progress(fmt::format("loading {} as {}", description_, scheme_name(scheme_)), config_.n_layers + 1);
@@ -132,7 +174,9 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
     }
     output_norm_ = upload_floats(device, source.norm(0, NormWeight::kOutput));
     const MatrixF32 head = config_.tied_output ? embd : source.matrix(0, MatmulWeight::kOutput);
-    output_ = upload_matrix(device, head, side_scheme, options.params, outlier_dims_, nullptr, upload_mutex);
+    // The head's own scheme gets its own parameters (f16/f32 take no block or double quant).
+    const QuantParams head_params = side_scheme == scheme_ ? options.params : QuantParams{};
+    output_ = upload_matrix(device, head, side_scheme, head_params, outlier_dims_, nullptr, upload_mutex);
   }
   progress.update(config_.n_layers + 1);
   progress.finish();

@@ -1,6 +1,9 @@
 // Device: context, queue, memory accounting and program cache (see device.hpp).
 #include "host/device.hpp"
 
+#include <algorithm>
+#include <map>
+
 #include "host/kernel_sources.hpp"
 #include "host/opencl.hpp"
 
@@ -34,6 +37,7 @@ Device::Device(const DeviceOptions& options)
 }
 
 Device::~Device() {
+  for (auto& [name, event] : recorded_) clReleaseEvent(event);
   if (queue_) {
     clFinish(queue_);
     clReleaseCommandQueue(queue_);
@@ -61,5 +65,39 @@ void Device::note_alloc(size_t bytes) {
 }
 
 void Device::note_free(size_t bytes) { allocated_.fetch_sub(bytes); }
+
+void Device::set_profile_recording(bool on) {
+  if (on && !profiling_) fail(ErrorKind::kInvalidArgument, "kernel profiling needs a device opened with profiling");
+  recording_ = on;
+}
+
+void Device::record_event(const std::string& kernel, ClEvent event) {
+  std::lock_guard<std::mutex> lock(profile_mutex_);
+  recorded_.emplace_back(kernel, event);
+}
+
+std::vector<Device::KernelProfile> Device::profile_report() {
+  std::vector<std::pair<std::string, ClEvent>> events;
+  {
+    std::lock_guard<std::mutex> lock(profile_mutex_);
+    events.swap(recorded_);
+  }
+  std::map<std::string, KernelProfile> by_name;
+  for (auto& [name, event] : events) {
+    cl_ulong start = 0, end = 0;
+    clWaitForEvents(1, &event);
+    clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_START, sizeof start, &start, nullptr);
+    clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_END, sizeof end, &end, nullptr);
+    clReleaseEvent(event);
+    KernelProfile& p = by_name[name];
+    p.name = name;
+    p.launches += 1;
+    p.total_ns += end - start;
+  }
+  std::vector<KernelProfile> out;
+  for (auto& [name, p] : by_name) out.push_back(p);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.total_ns > b.total_ns; });
+  return out;
+}
 
 }  // namespace quill::host

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "host/cl_handles.hpp"
 #include "host/device_info.hpp"
@@ -52,6 +54,19 @@ class Device {
   void note_launch() { launches_.fetch_add(1, std::memory_order_relaxed); }
   uint64_t launch_count() const { return launches_.load(std::memory_order_relaxed); }
 
+  // Per-kernel profiling (needs DeviceOptions::profiling): while recording, every launch keeps its
+  // event; profile_report() waits for them and returns (kernel name, launches, total ns) sorted by
+  // time, then clears.
+  struct KernelProfile {
+    std::string name;
+    uint64_t launches = 0;
+    uint64_t total_ns = 0;
+  };
+  void set_profile_recording(bool on);
+  bool profile_recording() const { return recording_; }
+  void record_event(const std::string& kernel, ClEvent event);  // takes ownership of the event
+  std::vector<KernelProfile> profile_report();
+
  private:
   DeviceInfo info_;
   ClContext context_ = nullptr;
@@ -61,6 +76,9 @@ class Device {
   std::atomic<uint64_t> allocated_{0};
   std::atomic<uint64_t> peak_{0};
   std::atomic<uint64_t> launches_{0};
+  bool recording_ = false;
+  std::mutex profile_mutex_;
+  std::vector<std::pair<std::string, ClEvent>> recorded_;
 };
 
 }  // namespace quill::host

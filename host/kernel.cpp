@@ -84,10 +84,13 @@ void Kernel::launch(Device& device, Range global, Range local, Event* event) {
     const size_t l = d < local.dims ? local.size[d] : 1;
     rounded[d] = (global.size[d] + l - 1) / l * l;
   }
+  cl_event recorded = nullptr;
+  const bool record = device.profile_recording() && !event;
   const cl_int status = clEnqueueNDRangeKernel(device.queue(), kernel_, cl_uint(global.dims), nullptr, rounded,
-                                               local.size, 0, nullptr, event ? event->out() : nullptr);
+                                               local.size, 0, nullptr, event ? event->out() : record ? &recorded : nullptr);
   if (status != CL_SUCCESS) check_cl(status, ("clEnqueueNDRangeKernel(" + name_ + ")").c_str());
   device.note_launch();
+  if (record) device.record_event(name_, recorded);
 }
 
 }  // namespace quill::host
