@@ -1,6 +1,8 @@
-// Linear for int8 (vector-wise) and llm-int8 (LLM.int8(): + fp16 outlier columns) weights: per call,
-// kernels/quantize.cl quantizes the activations (with the outlier split) and kernels/matmul_int8.cl
-// runs the exact int32 matmul with the dequantize + outlier recombination (+ residual add) epilogue.
+// Linear for int8 (vector-wise) and llm-int8 (LLM.int8(): + fp16 outlier columns) weights. Decode
+// (n_tok <= 8): one launch of kernels/matmul_int8_fused.cl (input transform + outlier split + activation
+// quantization + dp4a GEMV + outlier part). Otherwise kernels/quantize.cl quantizes the activations (with
+// the outlier split) and kernels/matmul_int8.cl runs the exact int32 matmul with the dequantize + outlier
+// recombination (+ residual add) epilogue.
 #include <cstring>
 #include <vector>
 
@@ -45,8 +47,21 @@ class LinearInt8 final : public Linear {
     w16_ = host::upload(device, w16);
   }
 
-  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws, const InputTransform&) override {
+  // Decode (one token): one launch, the input transform fused (kernels/matmul_int8_fused.cl).
+  bool fuses(const InputTransform& transform, int n_tok) const override {
+    return host::MatmulInt8::fused_preferred(n_tok, int(cols()), int(kpad_));
+  }
+
+  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws,
+           const InputTransform& transform) override {
     std::lock_guard<std::mutex> lock(launch_mutex_);
+    if (host::MatmulInt8::fused_preferred(n_tok, int(cols()), int(kpad_))) {
+      const auto kind = transform.kind == InputTransform::Kind::kRmsNorm  ? host::FusedTransform::kRmsNorm
+                        : transform.kind == InputTransform::Kind::kSwiGlu ? host::FusedTransform::kSwiGlu
+                                                                          : host::FusedTransform::kNone;
+      matmul_.run_fused(weights(), x, kind, transform.norm_weight, transform.eps, threshold_, y, n_tok, accumulate);
+      return;
+    }
     const host::Int8ActivationBuffers a{
         &ws.get(this, 0, size_t(n_tok) * size_t(kpad_)),  // codes [n_tok, kpad] int8
         &ws.get(this, 1, size_t(n_tok) * 4),              // sca [n_tok] f32
@@ -60,6 +75,7 @@ class LinearInt8 final : public Linear {
 
   uint64_t weight_bytes() const override { return cb_.bytes() + scb_.bytes() + (n16_ > 0 ? w16_.bytes() : 0); }
   int launches_per_forward(int n_tok) const override {
+    if (host::MatmulInt8::fused_preferred(n_tok, int(cols()), int(kpad_))) return 1;
     return host::QuantizeActivations::launches(n_tok, threshold_) + 1;
   }
 

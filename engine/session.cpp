@@ -23,6 +23,9 @@ Session::Session(std::shared_ptr<Model> model, const SessionOptions& options)
     k_cache_.emplace_back(device_, cache_bytes);
     v_cache_.emplace_back(device_, cache_bytes);
   }
+  decode_partial_ = host::Buffer(device_, host::TransformerKernels::decode_partial_bytes(n_ctx_, c.n_heads, c.head_dim()));
+  decode_done_ = host::Buffer(device_, size_t(c.n_heads) * sizeof(int32_t));
+  decode_done_.fill_bytes(0);
   ensure_scratch(1);
 }
 
@@ -73,10 +76,16 @@ void Session::run_batch(const int32_t* tokens, int n, bool all_logits, float* lo
   for (int l = 0; l < c.n_layers; ++l) {
     const ModelLayer& layer = model_->layers()[size_t(l)];
     layer.qkv->forward(x_, qkv_, n, false, workspace_, {Kind::kRmsNorm, &layer.attn_norm, c.norm_eps});
-    kernels_.rope_kv(qkv_, q_, k_cache_[size_t(l)], v_cache_[size_t(l)], n, q_dim, c.kv_dim(), c.head_dim(),
-                     c.rope_dim > 0 ? c.rope_dim : c.head_dim(), c.rope_theta, pos_);
-    kernels_.attention(q_, k_cache_[size_t(l)], v_cache_[size_t(l)], att_, n, c.n_heads, c.n_kv_heads, c.head_dim(),
-                       pos_);
+    const int rope_dim = c.rope_dim > 0 ? c.rope_dim : c.head_dim();
+    if (n == 1) {  // decode: RoPE + cache write + attention in one launch
+      kernels_.attention_decode(qkv_, k_cache_[size_t(l)], v_cache_[size_t(l)], att_, decode_partial_, decode_done_,
+                                c.n_heads, c.n_kv_heads, c.head_dim(), rope_dim, c.rope_theta, pos_);
+    } else {
+      kernels_.rope_kv(qkv_, q_, k_cache_[size_t(l)], v_cache_[size_t(l)], n, q_dim, c.kv_dim(), c.head_dim(),
+                       rope_dim, c.rope_theta, pos_);
+      kernels_.attention(q_, k_cache_[size_t(l)], v_cache_[size_t(l)], att_, n, c.n_heads, c.n_kv_heads,
+                         c.head_dim(), pos_);
+    }
     layer.wo->forward(att_, x_, n, true, workspace_);
     layer.gate_up->forward(x_, gate_up_, n, false, workspace_, {Kind::kRmsNorm, &layer.ffn_norm, c.norm_eps});
     layer.down->forward(gate_up_, x_, n, true, workspace_, {Kind::kSwiGlu});

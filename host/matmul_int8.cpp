@@ -3,6 +3,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
 #include "engine/error.hpp"
 #include "host/device.hpp"
 
@@ -11,18 +15,44 @@ namespace {
 constexpr int kWorkGroup = 128;  // matmul_int8_rows: 4 rows x 32 lanes
 constexpr int kLanes = 32;
 constexpr int kTokTile = 4;
-// matmul_int8_mma: 2 x 4 warps, each 2 m16 tiles (tokens) x 4 n8 tiles (rows): BM 64, BN 128.
-constexpr int kWarpsM = 2, kWarpsN = 4, kMt = 2, kNt = 4;
-constexpr int kBm = kWarpsM * kMt * 16, kBn = kWarpsN * kNt * 8, kMmaThreads = kWarpsM * kWarpsN * 32;
-static_assert(MatmulInt8::kRowAlign % kBn == 0);
+// matmul_int8_mma default (measured best of 5 tilings, docs/PERFORMANCE.md): 4 x 2 warps, each 2 m16 tiles
+// (tokens) x 8 n8 tiles (rows): BM 128, BN 128.
+// QUILL_INT8_MMA="warps_m,warps_n,mt,nt" overrides it (benchmarks); BN must divide kRowAlign.
+constexpr int kWarpsM = 4, kWarpsN = 2, kMt = 2, kNt = 8;
+// matmul_int8_fused: 16 warps, 2 rows per warp task, one work-group per compute unit (persistent).
+constexpr int kFusedWorkGroup = 512, kFusedRowsPerWarp = 2, kFusedGroupsPerCu = 1;
+constexpr int kFusedOneRegs = 8;  // FZ_XR: float4 of x per work-item in the one-token variant
+static_assert(MatmulInt8::kRowAlign % kFusedRowsPerWarp == 0);
 }  // namespace
 
 MatmulInt8::MatmulInt8(Device& device) : device_(device) {
   has_mma_ = device.info().inline_ptx && device.info().sm_version >= 80;
+  int wm = kWarpsM, wn = kWarpsN, mt = kMt, nt = kNt;
+  if (const char* env = std::getenv("QUILL_INT8_MMA"); env && *env) {
+    if (std::sscanf(env, "%d,%d,%d,%d", &wm, &wn, &mt, &nt) != 4 || kRowAlign % (wn * nt * 8) != 0 ||
+        (wm * mt * 16 * (kColAlign / 16)) % (wm * wn * 32) != 0 || (wn * nt * 8 * (kColAlign / 16)) % (wm * wn * 32) != 0)
+      fail(ErrorKind::kInvalidArgument, "QUILL_INT8_MMA={}: want warps_m,warps_n,mt,nt with BN dividing {}", env, kRowAlign);
+  }
+  bm_ = wm * mt * 16;
+  bn_ = wn * nt * 8;
+  mma_threads_ = wm * wn * 32;
   auto program = device.program(
       "matmul_int8.cl", fmt::format("-DWG_SIZE={} -DTOK_TILE={} -DWARPS_M={} -DWARPS_N={} -DMT={} -DNT={} -DBK={}",
-                                    kWorkGroup, kTokTile, kWarpsM, kWarpsN, kMt, kNt, kColAlign));
+                                    kWorkGroup, kTokTile, wm, wn, mt, nt, kColAlign));
   rows_ = Kernel(program, "matmul_int8_rows");
+  auto fused = device.program("matmul_int8_fused.cl",
+                              fmt::format("-DFWG={} -DRPW={} -DFMAX_TOK={} -DLCODE_BYTES={} -DMAX_FLAG_WORDS={} "
+                                          "-cl-fp32-correctly-rounded-divide-sqrt",
+                                          kFusedWorkGroup, kFusedRowsPerWarp, kFusedMaxTokens, kFusedMaxKpad,
+                                          kFusedMaxCols / 32));
+  fused_ = Kernel(fused, "matmul_int8_fused");
+  auto fused_one = device.program("matmul_int8_fused.cl",
+                                  fmt::format("-DFWG={} -DRPW={} -DFMAX_TOK={} -DLCODE_BYTES={} -DMAX_FLAG_WORDS={} "
+                                              "-DFZ_ONE=1 -DFZ_XR={} -cl-fp32-correctly-rounded-divide-sqrt",
+                                              kFusedWorkGroup, kFusedRowsPerWarp, kFusedMaxTokens, kFusedMaxKpad,
+                                              kFusedMaxCols / 32, kFusedOneRegs));
+  fused_one_ = Kernel(fused_one, "matmul_int8_fused");
+  fused_groups_ = std::max<int>(1, int(device.info().compute_units) * kFusedGroupsPerCu);
   if (has_mma_) mma_ = Kernel(program, "matmul_int8_mma");
 }
 
@@ -42,13 +72,41 @@ void MatmulInt8::run(const Int8WeightBuffers& w, const Buffer& x, const Int8Acti
   k.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), *a.codes, *a.sca, x, *a.olist, *a.ocount, y, int32_t(w.rows),
          int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok), int32_t(accumulate ? 1 : 0));
   if (uses_mma(n_tok)) {
-    k.launch(device_, Range(size_t(w.rows_pad / kBn) * kMmaThreads, size_t((n_tok + kBm - 1) / kBm)),
-             Range(kMmaThreads, 1), event);
+    k.launch(device_, Range(size_t(w.rows_pad / bn_) * mma_threads_, size_t((n_tok + bm_ - 1) / bm_)),
+             Range(mma_threads_, 1), event);
   } else {
     const size_t groups = (size_t(w.rows) + kWorkGroup / kLanes - 1) / (kWorkGroup / kLanes);
     k.launch(device_, Range(groups * kWorkGroup, size_t((n_tok + kTokTile - 1) / kTokTile)), Range(kWorkGroup, 1),
              event);
   }
+}
+
+void MatmulInt8::run_fused(const Int8WeightBuffers& w, const Buffer& x, FusedTransform transform,
+                           const Buffer* norm_weight, float eps, float threshold, Buffer& y, int n_tok, bool accumulate,
+                           const FusedDebugBuffers* debug, Event* event) {
+  if (w.rows <= 0 || w.cols <= 0 || w.rows_pad < w.rows || w.rows_pad % kRowAlign != 0 || w.kpad < w.cols ||
+      w.kpad % kColAlign != 0 || w.n16 < 0 || !fused_ok(n_tok, w.cols, w.kpad))
+    fail(ErrorKind::kInternal, "matmul_int8 fused: bad shape rows={} cols={} kpad={} n_tok={}", w.rows, w.cols, w.kpad,
+         n_tok);
+  const size_t x_cols = transform == FusedTransform::kSwiGlu ? 2 * size_t(w.cols) : size_t(w.cols);
+  if (x.bytes() < size_t(n_tok) * x_cols * 4 || y.bytes() < size_t(n_tok) * w.rows * 4 ||
+      (transform == FusedTransform::kRmsNorm && (!norm_weight || norm_weight->bytes() < size_t(w.cols) * 4)))
+    fail(ErrorKind::kInternal, "matmul_int8 fused: buffers too small for rows={} cols={} n_tok={}", w.rows, w.cols, n_tok);
+  if (debug && (debug->xt->bytes() < size_t(n_tok) * w.cols * 4 || debug->codes->bytes() < size_t(n_tok) * w.kpad ||
+                debug->sca->bytes() < size_t(n_tok) * 4 || debug->olist->bytes() < size_t(w.cols) * 4 ||
+                debug->ocount->bytes() < 4))
+    fail(ErrorKind::kInternal, "matmul_int8 fused: debug buffers too small");
+  const Buffer& nw = transform == FusedTransform::kRmsNorm ? *norm_weight : x;
+  const Buffer& d_xt = debug ? *debug->xt : y;  // unused unless dbg
+  const bool one = n_tok == 1 && w.cols % 4 == 0 && w.cols <= 4 * kFusedOneRegs * kFusedWorkGroup;
+  Kernel& fused = one ? fused_one_ : fused_;
+  fused.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), x, nw, int32_t(transform), eps, threshold, y,
+              int32_t(w.rows), int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok), int32_t(accumulate ? 1 : 0),
+              int32_t(debug ? 1 : 0), d_xt, debug ? *debug->codes : y, debug ? *debug->sca : y,
+              debug ? *debug->olist : y, debug ? *debug->ocount : y);
+  const int tasks = (w.rows + kFusedRowsPerWarp - 1) / kFusedRowsPerWarp;
+  const int groups = std::min(fused_groups_, (tasks + kFusedWorkGroup / 32 - 1) / (kFusedWorkGroup / 32));
+  fused.launch(device_, Range(size_t(groups) * kFusedWorkGroup), Range(kFusedWorkGroup), event);
 }
 
 }  // namespace quill::host

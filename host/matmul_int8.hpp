@@ -19,6 +19,19 @@ struct Int8WeightBuffers {
   int rows = 0, cols = 0, rows_pad = 0, kpad = 0, n16 = 0;
 };
 
+// Optional outputs of the fused decode kernel's work-group 0 (tests): the transformed input xt
+// [n_tok, cols] f32, its codes [n_tok, kpad] int8, SCA [n_tok] f32, outlier list [cols] int, count [1].
+struct FusedDebugBuffers {
+  Buffer* xt;
+  Buffer* codes;
+  Buffer* sca;
+  Buffer* olist;
+  Buffer* ocount;
+};
+
+// The input transform the fused kernel applies (engine InputTransform): 0 none, 1 rmsnorm, 2 swiglu.
+enum class FusedTransform : int { kNone = 0, kRmsNorm = 1, kSwiGlu = 2 };
+
 class MatmulInt8 {
  public:
   static constexpr int kRowAlign = 128;  // rows_pad multiple (the GEMM's BN)
@@ -32,11 +45,30 @@ class MatmulInt8 {
            bool accumulate, Event* event = nullptr);
   bool uses_mma(int n_tok) const { return has_mma_ && n_tok > kGemvMaxTokens; }
 
+  // Decode in ONE launch (kernels/matmul_int8_fused.cl): input transform + outlier split + activation
+  // quantization (bit-exact with quantize.cl on the transformed input) + dp4a GEMV + outlier part.
+  // x: [n_tok, cols] f32 ([n_tok, 2 cols] for kSwiGlu); norm_weight [cols] f32 for kRmsNorm.
+  static constexpr int kFusedMaxTokens = 8;
+  static constexpr int kFusedMaxKpad = 32768;   // LCODE_BYTES: one token's codes must fit in local memory
+  static constexpr int kFusedMaxCols = 32768;   // 32 * MAX_FLAG_WORDS
+  static bool fused_ok(int n_tok, int cols, int kpad) {
+    return n_tok >= 1 && n_tok <= kFusedMaxTokens && kpad <= kFusedMaxKpad && cols <= kFusedMaxCols;
+  }
+  // What the Linear uses: one token only (2..8 tokens measured faster through quantize + matmul_int8_rows).
+  static bool fused_preferred(int n_tok, int cols, int kpad) { return n_tok == 1 && fused_ok(n_tok, cols, kpad); }
+  void run_fused(const Int8WeightBuffers& w, const Buffer& x, FusedTransform transform, const Buffer* norm_weight,
+                 float eps, float threshold, Buffer& y, int n_tok, bool accumulate,
+                 const FusedDebugBuffers* debug = nullptr, Event* event = nullptr);
+
  private:
   Device& device_;
   bool has_mma_ = false;
   Kernel rows_;
   Kernel mma_;
+  Kernel fused_;
+  Kernel fused_one_;  // FZ_ONE variant: one token, x in registers, weight prefetch before the prologue
+  int fused_groups_ = 1;
+  int bm_ = 64, bn_ = 128, mma_threads_ = 256;  // matmul_int8_mma tile (QUILL_INT8_MMA)
 };
 
 }  // namespace quill::host

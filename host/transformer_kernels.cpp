@@ -10,6 +10,7 @@ namespace quill::host {
 namespace {
 
 constexpr int kAttentionWg = 128;
+constexpr int kDecodeSplit = 256;  // positions per work-group in decode attention
 
 std::string kv_flag(bool f32) { return f32 ? "-DKV_F32=1" : ""; }
 
@@ -28,7 +29,35 @@ TransformerKernels::TransformerKernels(Device& device, const TransformerKernelOp
       rope_kv_(device.program("rope.cl", kv_flag(options.kv_f32)), "rope_kv"),
       attention_(device.program("attention.cl", fmt::format("-DWG={} {}", kAttentionWg, kv_flag(options.kv_f32))),
                  "attention"),
+      attention_decode_(device.program("attention_decode.cl", fmt::format("-DWG={} -DSPLIT={} {}", kAttentionWg,
+                                                                          kDecodeSplit, kv_flag(options.kv_f32))),
+                        "attention_decode"),
       swiglu_(device.program("elementwise.cl", options.embd_f32 ? "-DEMBD_F32=1" : ""), "swiglu") {}
+
+size_t TransformerKernels::decode_partial_bytes(int n_ctx, int n_heads, int head_dim) {
+  const size_t max_splits = (size_t(n_ctx) + kDecodeSplit - 1) / kDecodeSplit;
+  return std::max<size_t>(1, max_splits) * size_t(n_heads) * size_t(head_dim + 2) * sizeof(float);
+}
+
+void TransformerKernels::attention_decode(const Buffer& qkv, Buffer& k_cache, Buffer& v_cache, Buffer& out,
+                                          Buffer& partial, Buffer& done, int n_heads, int n_kv_heads, int head_dim,
+                                          int rope_dim, float theta, int pos) {
+  const size_t elem = options_.kv_f32 ? 4 : 2;
+  const int kv_dim = n_kv_heads * head_dim;
+  require(head_dim <= kAttentionWg && head_dim % 2 == 0 && rope_dim % 2 == 0 && rope_dim <= head_dim,
+          "attention_decode: head_dim must be even and <= 128");
+  require(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention_decode: n_heads must be a multiple of n_kv_heads");
+  require(k_cache.bytes() >= size_t(pos + 1) * kv_dim * elem && v_cache.bytes() == k_cache.bytes(),
+          "attention_decode: cache too small for the position");
+  const int n_splits = (pos + 1 + kDecodeSplit - 1) / kDecodeSplit;
+  require(partial.bytes() >= size_t(n_splits) * n_heads * (head_dim + 2) * sizeof(float) &&
+              done.bytes() >= size_t(n_heads) * sizeof(int32_t),
+          "attention_decode: scratch too small");
+  const float scale = 1.0f / std::sqrt(float(head_dim));
+  attention_decode_.args(qkv, k_cache, v_cache, out, partial, done, int32_t(n_heads), int32_t(n_kv_heads),
+                         int32_t(head_dim), int32_t(rope_dim), theta, int32_t(pos), int32_t(n_splits), scale);
+  attention_decode_.launch(device_, Range(size_t(n_heads) * n_splits * kAttentionWg), Range(kAttentionWg));
+}
 
 void TransformerKernels::embed(const Buffer& tokens, const Buffer& table, Buffer& x, int n_tok, int dim) {
   require(tokens.bytes() >= size_t(n_tok) * 4 && x.bytes() >= size_t(n_tok) * dim * 4, "embed: buffer sizes");

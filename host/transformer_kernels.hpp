@@ -29,6 +29,13 @@ class TransformerKernels {
   // q: [n_tok, n_heads*head_dim]; caches [ctx, kv_dim]; out: [n_tok, n_heads*head_dim]
   void attention(const Buffer& q, const Buffer& k_cache, const Buffer& v_cache, Buffer& out, int n_tok, int n_heads,
                  int n_kv_heads, int head_dim, int pos0);
+  // One decode step: qkv [q_dim + 2 kv_dim] of the token at `pos` (unrotated) -> out [q_dim]; RoPE
+  // and the cache write fused in. partial: >= decode_partial_bytes(n_ctx, ...); done: [n_heads] int32,
+  // zero-filled once (the kernel leaves it zero).
+  void attention_decode(const Buffer& qkv, Buffer& k_cache, Buffer& v_cache, Buffer& out, Buffer& partial,
+                        Buffer& done, int n_heads, int n_kv_heads, int head_dim, int rope_dim, float theta, int pos);
+  static size_t decode_partial_bytes(int n_ctx, int n_heads, int head_dim);
+
   // gate_up: [n_tok, 2 ffn] -> h: [n_tok, ffn]
   void swiglu(const Buffer& gate_up, Buffer& h, int n_tok, int ffn);
 
@@ -38,7 +45,7 @@ class TransformerKernels {
   Device& device_;
   TransformerKernelOptions options_;
   size_t norm_wg_;
-  Kernel embed_, rmsnorm_, rope_kv_, attention_, swiglu_;
+  Kernel embed_, rmsnorm_, rope_kv_, attention_, attention_decode_, swiglu_;
 };
 
 }  // namespace quill::host

@@ -2,21 +2,11 @@
 // token). Keys are visited in chunks of WG positions with an online softmax (running max and sum),
 // so local memory stays O(WG + head_dim) whatever the context length.
 #include "common.cl"
+#include "kv_common.cl"
 
 #ifndef WG
 #define WG 128
 #endif
-#ifndef KV_F32
-#define KV_F32 0
-#endif
-#if KV_F32
-#define KV_T float
-#define KV_LOAD(i, p) ((p)[i])
-#else
-#define KV_T half
-#define KV_LOAD(i, p) vload_half((i), (p))
-#endif
-
 // q: [n_tok, n_heads * head_dim] f32 (rotated)   k_cache, v_cache: [ctx, n_kv_heads * head_dim] (KV_T)
 // out: [n_tok, n_heads * head_dim] f32. Token t (position pos0 + t) attends to positions 0..pos0+t.
 // NDRange: (n_heads * WG, n_tok), local (WG, 1). Requires head_dim <= WG.

@@ -6,7 +6,7 @@
 //   matmul_int8_rows: one 32-lane group per weight row, TOK_TILE tokens per pass (decode / skinny);
 //     NVIDIA: dp4a on uint4 loads + shfl.sync reduction; portable: the same with integer byte dots.
 //   matmul_int8_mma (QUILL_PTX only): tiled GEMM on int8 tensor cores, mma.sync m16n8k32, tiles staged
-//     in local memory (row stride BK + 16 bytes: conflict-free fragment loads).
+//     in local memory, two stages (row stride BK + 16 bytes: conflict-free fragment loads).
 // Layouts (written by engine/linear_int8.cpp): CB [rows_pad, kpad] int8 (zero padded; rows_pad a
 // multiple of BN, kpad a multiple of BK), SCB [rows_pad] f32, slot [cols] int, W16 [rows_pad, n16] fp16.
 #include "common.cl"
@@ -148,6 +148,8 @@ void matmul_int8_rows(__global const char* CB, __global const float* SCB, __glob
 #define VPR (BK / 16)            // uint4 per tile row
 #define A_LOADS (BM * VPR / MMA_THREADS)
 #define B_LOADS (BN * VPR / MMA_THREADS)
+#define A_STAGE (BM * LDS_STRIDE)  // bytes
+#define B_STAGE (BN * LDS_STRIDE)
 
 // Global -> registers: this thread's share of the k-tile kt of A (codes, tokens m0..) and B (CB, rows n0..).
 inline void load_tile(uint4* ra, uint4* rb, __global const char* codes, __global const char* CB, int m0, int n0,
@@ -169,8 +171,8 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
                      __global const half* W16, int n16, __global const char* codes, __global const float* SCA,
                      __global const float* X, __global const int* olist, __global const int* ocount,
                      __global float* Y, int rows, int cols, int kpad, int n_tok, int accumulate) {
-  __local uint4 sA4[BM * LDS_STRIDE / 16];  // [BM, LDS_STRIDE] bytes: activation codes (tokens)
-  __local uint4 sB4[BN * LDS_STRIDE / 16];  // [BN, LDS_STRIDE] bytes: weight codes (output rows)
+  __local uint4 sA4[2 * A_STAGE / 16];  // 2 stages of [BM, LDS_STRIDE] bytes: activation codes (tokens)
+  __local uint4 sB4[2 * B_STAGE / 16];  // 2 stages of [BN, LDS_STRIDE] bytes: weight codes (output rows)
   __local const uint* sA = (__local const uint*)sA4;
   __local const uint* sB = (__local const uint*)sB4;
   const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
@@ -189,36 +191,41 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
 
   uint4 ra[A_LOADS], rb[B_LOADS];
   const int ktiles = kpad / BK;
+  // Two local stages: the registers of k-tile kt+1 are stored into the other stage while this one is
+  // consumed; one barrier per k-tile.
   load_tile(ra, rb, codes, CB, m0, n0, n_tok, kpad, 0, tid);
+#pragma unroll
+  for (int l = 0; l < A_LOADS; ++l) {
+    const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
+    sA4[r * (LDS_STRIDE / 16) + v] = ra[l];
+  }
+#pragma unroll
+  for (int l = 0; l < B_LOADS; ++l) {
+    const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
+    sB4[r * (LDS_STRIDE / 16) + v] = rb[l];
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
   for (int kt = 0; kt < ktiles; ++kt) {
-#pragma unroll
-    for (int l = 0; l < A_LOADS; ++l) {
-      const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
-      sA4[r * (LDS_STRIDE / 16) + v] = ra[l];
-    }
-#pragma unroll
-    for (int l = 0; l < B_LOADS; ++l) {
-      const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
-      sB4[r * (LDS_STRIDE / 16) + v] = rb[l];
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    const int cur = kt & 1;
     if (kt + 1 < ktiles) load_tile(ra, rb, codes, CB, m0, n0, n_tok, kpad, kt + 1, tid);
+    __local const uint* cA = sA + cur * (A_STAGE / 4);
+    __local const uint* cB = sB + cur * (B_STAGE / 4);
 #pragma unroll
     for (int kk = 0; kk < BK / 4; kk += 8) {  // word offset of each k32 step
       uint af[MT][4], bf[NT][2];
 #pragma unroll
       for (int a = 0; a < MT; ++a) {
         const int base = (wm * MT * 16 + a * 16 + g) * LDS_WORDS + kk + t4;
-        af[a][0] = sA[base];
-        af[a][1] = sA[base + 8 * LDS_WORDS];
-        af[a][2] = sA[base + 4];
-        af[a][3] = sA[base + 8 * LDS_WORDS + 4];
+        af[a][0] = cA[base];
+        af[a][1] = cA[base + 8 * LDS_WORDS];
+        af[a][2] = cA[base + 4];
+        af[a][3] = cA[base + 8 * LDS_WORDS + 4];
       }
 #pragma unroll
       for (int b = 0; b < NT; ++b) {
         const int base = (wn * NT * 8 + b * 8 + g) * LDS_WORDS + kk + t4;
-        bf[b][0] = sB[base];
-        bf[b][1] = sB[base + 4];
+        bf[b][0] = cB[base];
+        bf[b][1] = cB[base + 4];
       }
 #pragma unroll
       for (int a = 0; a < MT; ++a)
@@ -229,6 +236,19 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
               "{%0,%1,%2,%3};"
               : "+r"(acc[a][b][0]), "+r"(acc[a][b][1]), "+r"(acc[a][b][2]), "+r"(acc[a][b][3])
               : "r"(af[a][0]), "r"(af[a][1]), "r"(af[a][2]), "r"(af[a][3]), "r"(bf[b][0]), "r"(bf[b][1]));
+    }
+    if (kt + 1 < ktiles) {
+      const int nxt = cur ^ 1;
+#pragma unroll
+      for (int l = 0; l < A_LOADS; ++l) {
+        const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
+        sA4[nxt * (A_STAGE / 16) + r * (LDS_STRIDE / 16) + v] = ra[l];
+      }
+#pragma unroll
+      for (int l = 0; l < B_LOADS; ++l) {
+        const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
+        sB4[nxt * (B_STAGE / 16) + r * (LDS_STRIDE / 16) + v] = rb[l];
+      }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }

@@ -1,18 +1,6 @@
-// rope.cl: rotary position embedding (GGUF llama convention: interleaved pairs (2i, 2i+1) of each
-// head, freq = theta^(-2i / rope_dim), dims past rope_dim untouched) fused with the KV-cache write.
-#include "common.cl"
-
-#ifndef KV_F32
-#define KV_F32 0
-#endif
-
-#if KV_F32
-#define KV_T float
-#define KV_STORE(v, i, p) ((p)[i] = (v))
-#else
-#define KV_T half
-#define KV_STORE(v, i, p) vstore_half_rte((v), (i), (p))
-#endif
+// rope.cl: rotary position embedding (kv_common.cl) fused with the KV-cache write, for a batch of
+// tokens (prompt processing; decode does this inside attention_decode.cl).
+#include "kv_common.cl"
 
 // qkv: [n_tok, q_dim + 2 * kv_dim] f32 (q | k | v per token, straight from the fused QKV matmul)
 // q: [n_tok, q_dim] f32 out (rotated)   k_cache, v_cache: [ctx, kv_dim] of this layer (KV_T)
@@ -30,15 +18,7 @@ __kernel void rope_kv(__global const float* qkv, __global float* q, __global KV_
   const int i = idx % head_dim;                           // index within the head (even)
   float a = row[(is_k ? q_dim : 0) + idx];
   float b = row[(is_k ? q_dim : 0) + idx + 1];
-  if (i < rope_dim) {
-    const float freq = pow(theta, -(float)i / (float)rope_dim);
-    const float angle = pos * freq;
-    const float c = cos(angle), s = sin(angle);
-    const float ra = a * c - b * s;
-    const float rb = a * s + b * c;
-    a = ra;
-    b = rb;
-  }
+  rope_pair(&a, &b, i, rope_dim, theta, pos);
   if (!is_k) {
     q[(size_t)t * q_dim + idx] = a;
     q[(size_t)t * q_dim + idx + 1] = b;

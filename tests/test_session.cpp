@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/error.hpp"
+#include "engine/gguf.hpp"
+#include "engine/llama_loader.hpp"
 #include "engine/reference_forward.hpp"
 #include "engine/session.hpp"
 #include "engine/synthetic_model.hpp"
@@ -53,6 +55,29 @@ TEST(Session, Stories260kF32MatchesReferenceLogitsAndGreedyTokens) {
   EXPECT_EQ(generated, expected);
 }
 
+TEST(Session, Stories260kGreedyContinuationsEqualTheCpuReference) {
+  QUILL_REQUIRE_SHARED_FILE(gguf, "stories260K/stories260K.gguf");
+  auto model = Model::load_gguf(gguf.string(), cpu_options(QuantScheme::F32));
+  const LlamaWeightsF32 weights = load_llama_weights_f32(GgufFile::open(gguf));
+  const int vocab = model->config().vocab_size;
+  for (const char* prompt : {"Tom and his dog", "The sun was hot. Sara", "One day, a little bird"}) {
+    const std::vector<int32_t> tokens = model->tokenizer().encode(prompt, true);
+    Session session(model);
+    session.eval(tokens);
+    ReferenceLlama reference(weights);
+    std::vector<float> ref_logits;
+    for (size_t i = 0; i < tokens.size(); ++i) ref_logits = reference.forward(tokens[i], int(i));
+    std::vector<int32_t> got, want;
+    for (int step = 0; step < 24; ++step) {
+      got.push_back(argmax(session.logits().data(), vocab));
+      want.push_back(argmax(ref_logits.data(), vocab));
+      ASSERT_EQ(got, want) << "prompt '" << prompt << "' diverged at step " << step;
+      session.eval(std::span<const int32_t>(&got.back(), 1));
+      ref_logits = reference.forward(want.back(), int(tokens.size()) + step);
+    }
+  }
+}
+
 TEST(Session, PromptBatchEqualsTokenByToken) {
   QUILL_REQUIRE_SHARED_FILE(gguf, "stories260K/stories260K.gguf");
   auto model = Model::load_gguf(gguf.string(), cpu_options(QuantScheme::F32));
@@ -85,6 +110,22 @@ TEST(Session, SyntheticTinyMatchesCpuReference) {
       ASSERT_NEAR(session.logits()[i * size_t(vocab) + size_t(v)], want[i * size_t(vocab) + size_t(v)], 2e-4 * max_abs)
           << "token " << i << " logit " << v;
   }
+}
+
+TEST(Session, LongDecodeMatchesPrefill) {
+  // 300 tokens: decode attention splits past position 256; prefill uses the batched kernels.
+  auto model = Model::synthetic("tiny", cpu_options(QuantScheme::F32), 3);
+  std::vector<int32_t> tokens(300);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 37 + 11) % 500);
+  Session prefill(model, {.n_ctx = 320});
+  prefill.eval(tokens);
+  Session decode(model, {.n_ctx = 320});
+  for (int32_t t : tokens) decode.eval(std::span<const int32_t>(&t, 1));
+  const int vocab = model->config().vocab_size;
+  float max_abs = 0;
+  for (float v : prefill.logits()) max_abs = std::max(max_abs, std::fabs(v));
+  for (int v = 0; v < vocab; ++v)
+    ASSERT_NEAR(decode.logits()[size_t(v)], prefill.logits()[size_t(v)], 1e-4 * max_abs) << "logit " << v;
 }
 
 TEST(Session, RejectsBadTokensAndContextOverflow) {

@@ -2,6 +2,9 @@
 // read bandwidth) and the tensor-core GEMM (prefill, TOPS), best of N event timings.
 // Usage: quill_bench_int8 [device spec]   (default: $QUILL_DEVICE or the default device)
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <string>
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -17,7 +20,7 @@ using namespace quill::host;
 namespace {
 
 struct Timing {
-  double quant_us, matmul_us;
+  double quant_us, matmul_us, fused_us = 0, fused_wall_us = 0, split_wall_us = 0;
 };
 
 Timing time_shape(Device& device, int rows, int cols, int n_tok, float threshold, int reps) {
@@ -38,15 +41,36 @@ Timing time_shape(Device& device, int rows, int cols, int n_tok, float threshold
   const Int8WeightBuffers w{&cbb, &scbb, &slotb, &w16b, rows, cols, rows_pad, kpad, 0};
   QuantizeActivations quant(device);
   MatmulInt8 matmul(device);
-  Timing best{1e30, 1e30};
+  Timing best{1e30, 1e30, 1e30};
+  const bool fused = MatmulInt8::fused_ok(n_tok, cols, kpad);
   for (int r = 0; r < reps; ++r) {
-    Event eq, em;
+    Event eq, em, ef;
     quant.run(xb, n_tok, cols, kpad, threshold, a, &eq);
     matmul.run(w, xb, a, yb, n_tok, false, &em);
-    em.wait();
+    if (fused) matmul.run_fused(w, xb, FusedTransform::kNone, nullptr, 0.0f, threshold, yb, n_tok, false, nullptr, &ef);
+    (fused ? ef : em).wait();
     if (r == 0) continue;  // warm-up
     best.quant_us = std::min(best.quant_us, eq.elapsed_ns() * 1e-3);
     best.matmul_us = std::min(best.matmul_us, em.elapsed_ns() * 1e-3);
+    if (fused) best.fused_us = std::min(best.fused_us, ef.elapsed_ns() * 1e-3);
+  }
+  if (fused) {  // wall clock of 200 back-to-back forwards (launch cost included, as decode sees it)
+    const int batch = 200;
+    for (int pass = 0; pass < 2; ++pass) {
+      device.finish();
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < batch; ++i) {
+        if (pass == 0) {
+          matmul.run_fused(w, xb, FusedTransform::kNone, nullptr, 0.0f, threshold, yb, n_tok, false);
+        } else {
+          quant.run(xb, n_tok, cols, kpad, threshold, a);
+          matmul.run(w, xb, a, yb, n_tok, false);
+        }
+      }
+      device.finish();
+      const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / batch;
+      (pass == 0 ? best.fused_wall_us : best.split_wall_us) = us;
+    }
   }
   return best;
 }
@@ -65,19 +89,36 @@ int main(int argc, char** argv) {
     float threshold;
   };
   for (const Case c : {Case{4096, 14336, 1, 0.0f}, Case{14336, 4096, 1, 0.0f}, Case{4096, 4096, 1, 0.0f},
-                       Case{4096, 14336, 1, 6.0f}, Case{4096, 4096, 4, 0.0f}}) {
+                       Case{4096, 14336, 1, 6.0f}, Case{14336, 4096, 1, 6.0f}, Case{4096, 4096, 4, 0.0f},
+                       Case{4096, 14336, 8, 0.0f}}) {
     const Timing t = time_shape(device, c.rows, c.cols, c.n_tok, c.threshold, 20);
     const double bytes = double(c.rows) * c.cols + 4.0 * c.rows;
-    std::printf("gemv  rows %5d cols %5d tok %d thr %.0f: matmul %7.2f us %7.1f GB/s (weights) | quantize %6.2f us\n",
-                c.rows, c.cols, c.n_tok, c.threshold, t.matmul_us, bytes / (t.matmul_us * 1e3), t.quant_us);
+    std::printf("gemv  rows %5d cols %5d tok %d thr %.0f: split: matmul %7.2f us %7.1f GB/s + quantize %6.2f us, "
+                "wall %6.2f us | fused: %7.2f us %7.1f GB/s, wall %6.2f us\n",
+                c.rows, c.cols, c.n_tok, c.threshold, t.matmul_us, bytes / (t.matmul_us * 1e3), t.quant_us,
+                t.split_wall_us, t.fused_us, bytes / (t.fused_us * 1e3), t.fused_wall_us);
   }
-  for (const Case c : {Case{4096, 4096, 512, 0.0f}, Case{14336, 4096, 512, 0.0f}, Case{4096, 4096, 2048, 0.0f},
-                       Case{4096, 4096, 512, 6.0f}}) {
-    const Timing t = time_shape(device, c.rows, c.cols, c.n_tok, c.threshold, 10);
-    const double ops = 2.0 * c.rows * c.cols * c.n_tok;
-    std::printf("gemm  rows %5d cols %5d tok %4d thr %.0f: matmul %8.2f us %6.1f TOPS | quantize %6.2f us (%s)\n",
-                c.rows, c.cols, c.n_tok, c.threshold, t.matmul_us, ops / (t.matmul_us * 1e6), t.quant_us,
-                MatmulInt8(device).uses_mma(c.n_tok) ? "mma.sync" : "rows kernel");
+  const char* configs_env = std::getenv("QUILL_INT8_MMA_SWEEP");
+  std::vector<std::string> configs{""};
+  if (configs_env && *configs_env) {  // e.g. "2,4,2,4;2,4,4,4": GEMM tile configurations to compare
+    configs.clear();
+    std::string all = configs_env;
+    for (size_t at = 0; at <= all.size();) {
+      const size_t end = std::min(all.find(';', at), all.size());
+      configs.push_back(all.substr(at, end - at));
+      at = end + 1;
+    }
+  }
+  for (const std::string& cfg : configs) {
+    if (!cfg.empty()) setenv("QUILL_INT8_MMA", cfg.c_str(), 1);
+    for (const Case c : {Case{4096, 4096, 512, 0.0f}, Case{14336, 4096, 512, 0.0f}, Case{4096, 14336, 512, 0.0f},
+                         Case{4096, 4096, 2048, 0.0f}, Case{4096, 4096, 512, 6.0f}}) {
+      const Timing t = time_shape(device, c.rows, c.cols, c.n_tok, c.threshold, 10);
+      const double ops = 2.0 * c.rows * c.cols * c.n_tok;
+      std::printf("gemm [%s] rows %5d cols %5d tok %4d thr %.0f: matmul %8.2f us %6.1f TOPS | quantize %6.2f us (%s)\n",
+                  cfg.empty() ? "default" : cfg.c_str(), c.rows, c.cols, c.n_tok, c.threshold, t.matmul_us,
+                  ops / (t.matmul_us * 1e6), t.quant_us, MatmulInt8(device).uses_mma(c.n_tok) ? "mma.sync" : "rows kernel");
+    }
   }
   return 0;
 }

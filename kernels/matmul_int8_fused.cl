@@ -1,0 +1,496 @@
+// matmul_int8_fused.cl: the whole decode int8 / LLM.int8() Linear (QUANT_SPEC.md 1) in ONE launch, for
+// n_tok <= FMAX_TOK. Every work-group redoes the cheap part on the tiny activation x (it sits in L2):
+//   1. the input transform (none, rmsnorm with weight: x * inv * w, or silu(gate) * up), as norm.cl /
+//      elementwise.cl compute it;
+//   2. the outlier columns O = { j : any token |xt[i,j]| >= threshold } (threshold <= 0: none), as a
+//      bitmask and an ascending list in local memory;
+//   3. SCA[i] = max_{j not in O} |xt[i,j]| and CA[i,j] = round_half_even(xt[i,j] * 127 / SCA[i])
+//      (correctly rounded division; 0 for j in O, padding, SCA == 0), into local memory, bit-exact with
+//      quantize.cl / engine quantize_activations_int8 on the same xt;
+// then streams its share of the weight rows: dp4a GEMV (several rows per warp sharing each activation
+// load), y[i,k] (+)= C32 * SCA[i] * SCB[k] / 16129 + sum_{j in O} xt[i,j] * W16[k,j].
+// Work split: one work-group per compute unit (persistent); work-group g owns a contiguous, balanced
+// range of row tasks (RPW rows each), its warps take them in turn; the loop trip count is uniform over
+// the work-group (the portable path's reductions use barriers). When n_tok * kpad exceeds LCODE_BYTES the
+// tokens are processed in passes of tp tokens (weights re-read per pass).
+// Layouts: as matmul_int8.cl (CB [rows_pad, kpad] int8, rows_pad a multiple of RPW; SCB; slot; W16).
+#include "common.cl"
+
+#ifndef FWG
+#define FWG 512
+#endif
+#define FWARPS (FWG / QUILL_LANES)
+#ifndef RPW
+#define RPW 2
+#endif
+#ifndef FMAX_TOK
+#define FMAX_TOK 8
+#endif
+#ifndef LCODE_BYTES
+#define LCODE_BYTES 32768
+#endif
+#ifndef MAX_FLAG_WORDS
+#define MAX_FLAG_WORDS 1024
+#endif
+#ifndef OCAP
+#define OCAP 128
+#endif
+// FZ_ONE: the one-token variant (host: n_tok == 1, cols % 4 == 0, cols <= 4 * FZ_XR * FWG): x is read
+// once as float4 into registers (transform, flags, absmax and codes from registers), and the first weight
+// chunk of each warp is requested before the prologue so that its latency overlaps it.
+#ifndef FZ_ONE
+#define FZ_ONE 0
+#endif
+#ifndef FZ_XR
+#define FZ_XR 8
+#endif
+
+inline float fz_div_rn(float a, float b) {
+#if QUILL_PTX
+  float r;
+  asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+#else
+  return a / b;  // the program is built with -cl-fp32-correctly-rounded-divide-sqrt
+#endif
+}
+
+inline int fz_dot4(uint a, uint b, int c) {
+#if QUILL_PTX
+  int d;
+  asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+#else
+  return c + ((int)(a << 24) >> 24) * ((int)(b << 24) >> 24) + ((int)(a << 16) >> 24) * ((int)(b << 16) >> 24) +
+         ((int)(a << 8) >> 24) * ((int)(b << 8) >> 24) + ((int)a >> 24) * ((int)b >> 24);
+#endif
+}
+
+inline int fz_dot16(uint4 a, uint4 b, int c) {
+  return fz_dot4(a.w, b.w, fz_dot4(a.z, b.z, fz_dot4(a.y, b.y, fz_dot4(a.x, b.x, c))));
+}
+
+// Sum over each group of 32 consecutive work-items (all must call). scratch: __local int[FWG].
+inline int fz_lane_isum(int v, __local int* scratch) {
+#if QUILL_PTX
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    int other;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(other) : "r"(v), "r"(offset));
+    v += other;
+  }
+  return v;
+#else
+  const int lid = get_local_id(0);
+  const int lane = lid & (QUILL_LANES - 1);
+  scratch[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int offset = QUILL_LANES / 2; offset > 0; offset >>= 1) {
+    if (lane < offset) scratch[lid] += scratch[lid + offset];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const int total = scratch[lid - lane];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return total;
+#endif
+}
+
+// Exclusive prefix sum of v over the work-group; *total gets the sum. scratch: __local int[FWG]. All call.
+inline int fz_wg_exclusive_scan(int v, __local int* scratch, int* total) {
+  const int lid = get_local_id(0);
+#if QUILL_PTX
+  const int lane = lid & 31, warp = lid >> 5;
+  int inc = v;
+  for (int offset = 1; offset < 32; offset <<= 1) {
+    int other;
+    asm volatile("shfl.sync.up.b32 %0, %1, %2, 0x0, 0xffffffff;" : "=r"(other) : "r"(inc), "r"(offset));
+    if (lane >= offset) inc += other;
+  }
+  if (lane == 31) scratch[warp] = inc;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  int before = 0, all = 0;
+  for (int w = 0; w < FWARPS; ++w) {
+    const int s = scratch[w];
+    before += w < warp ? s : 0;
+    all += s;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  *total = all;
+  return before + inc - v;
+#else
+  scratch[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int offset = 1; offset < FWG; offset <<= 1) {
+    const int add = lid >= offset ? scratch[lid - offset] : 0;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    scratch[lid] += add;
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const int inc = scratch[lid];
+  *total = scratch[FWG - 1];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return inc - v;
+#endif
+}
+
+// Reduces v[t] (sum when is_max == 0, else max) over the work-group for t < n; dest[t] gets the result.
+// scratch: __local float[FWG] (>= FMAX_TOK * FWARPS). All call; dest is visible after the call.
+inline void fz_wg_reduce_tok(float* v, int n, int is_max, __local float* scratch, __local float* dest) {
+  const int lid = get_local_id(0);
+#if QUILL_PTX
+  const int lane = lid & 31, warp = lid >> 5;
+#pragma unroll
+  for (int t = 0; t < FMAX_TOK; ++t) {
+    const float r = is_max ? warp_max(v[t]) : warp_sum(v[t]);
+    if (lane == 0) scratch[t * FWARPS + warp] = r;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (lid < n) {
+    float r = scratch[lid * FWARPS];
+    for (int w = 1; w < FWARPS; ++w) r = is_max ? fmax(r, scratch[lid * FWARPS + w]) : r + scratch[lid * FWARPS + w];
+    dest[lid] = r;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+#else
+  for (int t = 0; t < n; ++t) {
+    float mine = 0.0f;
+#pragma unroll
+    for (int u = 0; u < FMAX_TOK; ++u) mine = u == t ? v[u] : mine;
+    scratch[lid] = mine;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int offset = FWG / 2; offset > 0; offset >>= 1) {
+      if (lid < offset) scratch[lid] = is_max ? fmax(scratch[lid], scratch[lid + offset]) : scratch[lid] + scratch[lid + offset];
+      barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) dest[t] = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+#endif
+}
+
+// The transformed input xt[t, j]. transform: 0 none (X [n_tok, cols]), 1 rmsnorm (X [n_tok, cols], inv =
+// 1/sqrt(mean(x^2) + eps) of token t, nw [cols]), 2 swiglu (X [n_tok, 2 cols] = gate | up).
+inline float fz_xt(__global const float* X, __global const float* nw, int transform, float inv, int cols, int t, int j) {
+  if (transform == 2) {
+    const float g = X[(size_t)t * 2 * cols + j];
+    const float u = X[(size_t)t * 2 * cols + cols + j];
+    return g / (1.0f + exp(-g)) * u;
+  }
+  const float x = X[(size_t)t * cols + j];
+  return transform == 1 ? x * inv * nw[j] : x;
+}
+
+// W16[k, j] for an outlier column j: the kept fp16 column, or the int8 fallback CB * SCB / 127.
+inline float fz_w16(int k, int j, __global const int* slot, __global const half* W16, int n16, __global const char* CB,
+                    __global const float* SCB, int kpad) {
+  const int s = slot[j];
+  return s >= 0 ? vload_half((size_t)k * n16 + s, W16) : (float)CB[(size_t)k * kpad + j] * SCB[k] / 127.0f;
+}
+
+// CB [rows_pad, kpad] int8, SCB [rows_pad] f32, slot [cols] int, W16 [rows_pad, n16] fp16; X as fz_xt;
+// nw: [cols] f32 norm weight (read for transform 1 only); Y [n_tok, rows] f32 (+= when accumulate).
+// dbg != 0: work-group 0 also writes its xt [n_tok, cols], codes [n_tok, kpad], SCA [n_tok], the outlier
+// list [cols] and count [1] to the dbg_* buffers (tests).
+// Host guarantees: 1 <= n_tok <= FMAX_TOK, kpad <= LCODE_BYTES, cols <= 32 * MAX_FLAG_WORDS, kpad % 16 == 0.
+// NDRange: global (G * FWG), local (FWG), any G >= 1.
+__kernel __attribute__((reqd_work_group_size(FWG, 1, 1)))
+void matmul_int8_fused(__global const char* CB, __global const float* SCB, __global const int* slot,
+                       __global const half* W16, int n16, __global const float* X, __global const float* nw,
+                       int transform, float eps, float threshold, __global float* Y, int rows, int cols, int kpad,
+                       int n_tok, int accumulate, int dbg, __global float* dbg_xt, __global char* dbg_codes,
+                       __global float* dbg_sca, __global int* dbg_olist, __global int* dbg_ocount) {
+  __local uint4 lcodes4[LCODE_BYTES / 16];  // [tp, kpad] int8 codes of the current token pass
+  __local uint lflags[MAX_FLAG_WORDS];      // outlier-column bitmask
+  __local int lolist[OCAP];                 // outlier columns, ascending (when count <= OCAP)
+  __local float lox[FMAX_TOK * OCAP];       // xt of the listed outlier columns, [t][o]
+  __local float fscr[FWG];
+  __local int iscr[FWG];
+  __local float linv[FMAX_TOK], lsca[FMAX_TOK];
+  __local char* lcodes = (__local char*)lcodes4;
+  const int lid = get_local_id(0), lane = lid & (QUILL_LANES - 1), warp = lid / QUILL_LANES;
+  const int nwords = (cols + 31) / 32;
+  const int dbg_here = dbg != 0 && get_group_id(0) == 0;
+
+  // Row tasks of this work-group: [task0, task1), RPW rows each; iterations uniform over the work-group.
+  const int ntasks = (rows + RPW - 1) / RPW;
+  const int G = get_num_groups(0), g = get_group_id(0);
+  const int task0 = (int)(((long)ntasks * g) / G), task1 = (int)(((long)ntasks * (g + 1)) / G);
+  const int iters = (task1 - task0 + FWARPS - 1) / FWARPS;
+  const int nv = kpad / 16;
+#if FZ_ONE
+  // Prefetch: the first weight chunk of this warp's first task, before the prologue.
+  uint4 pre[RPW][4];
+  {
+    const int task = task0 + warp;
+    __global const uint4* w = (__global const uint4*)(CB + (size_t)task * RPW * kpad);
+#pragma unroll
+    for (int r = 0; r < RPW; ++r)
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int v = lane + 32 * u;
+        pre[r][u] = task < task1 && v < nv ? w[(size_t)r * nv + v] : (uint4)(0u);
+      }
+  }
+  // 1-2. x once into registers; transform; flags; absmax.
+  for (int w = lid; w < nwords; w += FWG) lflags[w] = 0u;
+  const int n4 = cols / 4;
+  float4 xr[FZ_XR];
+  float acc_t[FMAX_TOK];
+#pragma unroll
+  for (int t = 0; t < FMAX_TOK; ++t) acc_t[t] = 0.0f;
+#pragma unroll
+  for (int k = 0; k < FZ_XR; ++k) {
+    const int e = lid + k * FWG;
+    float4 v = (float4)(0.0f);
+    if (e < n4) {
+      if (transform == 2) {
+        const float4 gt = vload4(e, X), up = vload4(e, X + cols);
+        v = gt / (1.0f + exp(-gt)) * up;
+      } else {
+        v = vload4(e, X);
+      }
+    }
+    xr[k] = v;
+    acc_t[0] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+  }
+  fz_wg_reduce_tok(acc_t, 1, 0, fscr, linv);
+  const float inv0 = rsqrt(linv[0] / cols + eps);
+  acc_t[0] = 0.0f;
+  int om[FZ_XR];  // outlier bits of this work-item's 4 columns
+#pragma unroll
+  for (int k = 0; k < FZ_XR; ++k) {
+    const int e = lid + k * FWG;
+    float4 v = xr[k];
+    if (transform == 1 && e < n4) v = v * inv0 * vload4(e, nw);
+    xr[k] = v;
+    const float4 av = fabs(v);
+    int m = 0;
+    if (threshold > 0.0f && e < n4)
+      m = (av.x >= threshold ? 1 : 0) | (av.y >= threshold ? 2 : 0) | (av.z >= threshold ? 4 : 0) | (av.w >= threshold ? 8 : 0);
+    om[k] = m;
+    if (m != 0) atomic_or(&lflags[(4 * e) >> 5], (uint)m << ((4 * e) & 31));
+    acc_t[0] = fmax(acc_t[0], fmax(fmax(m & 1 ? 0.0f : av.x, m & 2 ? 0.0f : av.y), fmax(m & 4 ? 0.0f : av.z, m & 8 ? 0.0f : av.w)));
+    if (dbg_here && e < n4) vstore4(v, e, dbg_xt);
+  }
+  fz_wg_reduce_tok(acc_t, 1, 1, fscr, lsca);  // also makes lflags visible
+  if (lid == 0) linv[0] = inv0;  // read after the scan's barriers below
+  {  // codes of the one token, from registers
+    const float s0 = lsca[0];
+    __local uint* lc = (__local uint*)lcodes4;
+#pragma unroll
+    for (int k = 0; k < FZ_XR; ++k) {
+      const int e = lid + k * FWG;
+      if (e < n4) {
+        const float4 v = xr[k];
+        int q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+        if (s0 != 0.0f) {
+          q0 = om[k] & 1 ? 0 : clamp((int)rint(fz_div_rn(v.x * 127.0f, s0)), -127, 127);
+          q1 = om[k] & 2 ? 0 : clamp((int)rint(fz_div_rn(v.y * 127.0f, s0)), -127, 127);
+          q2 = om[k] & 4 ? 0 : clamp((int)rint(fz_div_rn(v.z * 127.0f, s0)), -127, 127);
+          q3 = om[k] & 8 ? 0 : clamp((int)rint(fz_div_rn(v.w * 127.0f, s0)), -127, 127);
+        }
+        const uint word = (uint)(q0 & 255) | ((uint)(q1 & 255) << 8) | ((uint)(q2 & 255) << 16) | ((uint)(q3 & 255) << 24);
+        lc[e] = word;
+        if (dbg_here) ((__global uint*)dbg_codes)[e] = word;
+      }
+    }
+    for (int e = n4 + lid; e < kpad / 4; e += FWG) {
+      lc[e] = 0u;
+      if (dbg_here) ((__global uint*)dbg_codes)[e] = 0u;
+    }
+  }
+#else
+  // 1. Clear the bitmask; rmsnorm factors.
+  for (int w = lid; w < nwords; w += FWG) lflags[w] = 0u;
+  float acc_t[FMAX_TOK];
+#pragma unroll
+  for (int t = 0; t < FMAX_TOK; ++t) acc_t[t] = 0.0f;
+  if (transform == 1) {
+    for (int j = lid; j < cols; j += FWG) {
+#pragma unroll
+      for (int t = 0; t < FMAX_TOK; ++t) {
+        if (t < n_tok) {
+          const float x = X[(size_t)t * cols + j];
+          acc_t[t] += x * x;
+        }
+      }
+    }
+  }
+  fz_wg_reduce_tok(acc_t, n_tok, 0, fscr, linv);
+  if (lid < n_tok) linv[lid] = rsqrt(linv[lid] / cols + eps);
+  barrier(CLK_LOCAL_MEM_FENCE);
+
+  // 2. Outlier flags and the per-token absmax over non-outlier columns.
+  float inv[FMAX_TOK];
+#pragma unroll
+  for (int t = 0; t < FMAX_TOK; ++t) {
+    inv[t] = t < n_tok ? linv[t] : 1.0f;
+    acc_t[t] = 0.0f;
+  }
+  for (int j = lid; j < cols; j += FWG) {
+    float v[FMAX_TOK];
+    int out = 0;
+#pragma unroll
+    for (int t = 0; t < FMAX_TOK; ++t) {
+      v[t] = 0.0f;
+      if (t < n_tok) {
+        v[t] = fz_xt(X, nw, transform, inv[t], cols, t, j);
+        out |= fabs(v[t]) >= threshold;
+        if (dbg_here) dbg_xt[(size_t)t * cols + j] = v[t];
+      }
+    }
+    if (threshold > 0.0f && out) {
+      atomic_or(&lflags[j >> 5], 1u << (j & 31));
+    } else {
+#pragma unroll
+      for (int t = 0; t < FMAX_TOK; ++t) acc_t[t] = fmax(acc_t[t], fabs(v[t]));
+    }
+  }
+  fz_wg_reduce_tok(acc_t, n_tok, 1, fscr, lsca);  // also makes lflags visible
+
+#endif
+  // 3. The ascending outlier list (each work-item a contiguous chunk of bitmask words).
+  const int cw = (nwords + FWG - 1) / FWG;
+  const int w0 = min(nwords, lid * cw), w1 = min(nwords, w0 + cw);
+  int mine = 0;
+  for (int w = w0; w < w1; ++w) mine += popcount(lflags[w]);
+  int ocount = 0;
+  const int pos0 = fz_wg_exclusive_scan(mine, iscr, &ocount);
+  int pos = pos0;
+  if (ocount <= OCAP) {
+    for (int w = w0; w < w1; ++w) {
+      uint bits = lflags[w];
+      while (bits != 0u) {
+        const int b = 31 - (int)clz(bits & (0u - bits));
+        lolist[pos++] = w * 32 + b;
+        bits &= bits - 1u;
+      }
+    }
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (ocount <= OCAP) {
+    for (int e = lid; e < ocount * n_tok; e += FWG) {
+      const int t = e / ocount, o = e % ocount;
+      lox[t * OCAP + o] = fz_xt(X, nw, transform, linv[t], cols, t, lolist[o]);
+    }
+  }
+  if (dbg_here) {
+    if (lid == 0) dbg_ocount[0] = ocount;
+    int p = pos0;
+    for (int w = w0; w < w1; ++w) {  // the list from the bitmask (any count)
+      uint bits = lflags[w];
+      while (bits != 0u) {
+        const int b = 31 - (int)clz(bits & (0u - bits));
+        dbg_olist[p++] = w * 32 + b;
+        bits &= bits - 1u;
+      }
+    }
+    if (lid < n_tok) dbg_sca[lid] = lsca[lid];
+  }
+  // (lox is made visible by the barrier at the top of the first token pass.)
+
+  const int tp = min(n_tok, LCODE_BYTES / kpad);
+
+  for (int p0 = 0; p0 < n_tok; p0 += tp) {
+    const int np = min(tp, n_tok - p0);
+    // 4. Codes of tokens p0 .. p0+np-1 into local memory (FZ_ONE: done above).
+    barrier(CLK_LOCAL_MEM_FENCE);
+#if !FZ_ONE
+    for (int e = lid; e < np * kpad; e += FWG) {
+      const int tl = e / kpad, j = e - tl * kpad, t = p0 + tl;
+      int q = 0;
+      const float s = lsca[t];
+      if (j < cols && s != 0.0f && !((lflags[j >> 5] >> (j & 31)) & 1u)) {
+        const float x = fz_xt(X, nw, transform, linv[t], cols, t, j);
+        q = clamp((int)rint(fz_div_rn(x * 127.0f, s)), -127, 127);
+      }
+      lcodes[e] = (char)q;
+      if (dbg_here) dbg_codes[(size_t)t * kpad + j] = (char)q;
+    }
+#endif
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    // 5. GEMV over this work-group's rows.
+    for (int it = 0; it < iters; ++it) {
+      const int task = task0 + it * FWARPS + warp;
+      const int valid = task < task1;
+      const int r0 = task * RPW;
+      int acc[RPW][FMAX_TOK];
+#pragma unroll
+      for (int r = 0; r < RPW; ++r)
+#pragma unroll
+        for (int t = 0; t < FMAX_TOK; ++t) acc[r][t] = 0;
+      if (valid) {
+        __global const uint4* w = (__global const uint4*)(CB + (size_t)r0 * kpad);
+        __local const uint4* xc = lcodes4;
+        for (int v0 = 0; v0 < nv; v0 += 4 * QUILL_LANES) {
+          uint4 wv[RPW][4];
+#if FZ_ONE
+          if (it == 0 && v0 == 0) {
+#pragma unroll
+            for (int r = 0; r < RPW; ++r)
+#pragma unroll
+              for (int u = 0; u < 4; ++u) wv[r][u] = pre[r][u];
+          } else
+#endif
+          {
+#pragma unroll
+            for (int r = 0; r < RPW; ++r)
+#pragma unroll
+              for (int u = 0; u < 4; ++u) {
+                const int v = v0 + lane + 32 * u;
+                wv[r][u] = v < nv ? w[(size_t)r * nv + v] : (uint4)(0u);
+              }
+          }
+#pragma unroll
+          for (int u = 0; u < 4; ++u) {
+            const int v = v0 + lane + 32 * u;
+            if (v < nv) {
+#pragma unroll
+              for (int t = 0; t < FMAX_TOK; ++t) {
+                if (t < np) {
+                  const uint4 xv = xc[t * nv + v];
+#pragma unroll
+                  for (int r = 0; r < RPW; ++r) acc[r][t] = fz_dot16(wv[r][u], xv, acc[r][t]);
+                }
+              }
+            }
+          }
+        }
+      }
+      // Epilogue: reduce over the 32 lanes, add the outlier part, write.
+      for (int t = 0; t < np; ++t) {
+#pragma unroll
+        for (int r = 0; r < RPW; ++r) {
+          int mine_acc = 0;
+#pragma unroll
+          for (int u = 0; u < FMAX_TOK; ++u) mine_acc = u == t ? acc[r][u] : mine_acc;
+          const int c32 = fz_lane_isum(mine_acc, iscr);
+          const int row = r0 + r;
+          float part = 0.0f;
+          if (valid && row < rows && ocount > 0) {
+            if (ocount <= OCAP) {
+              for (int o = lane; o < ocount; o += QUILL_LANES)
+                part += lox[(p0 + t) * OCAP + o] * fz_w16(row, lolist[o], slot, W16, n16, CB, SCB, kpad);
+            } else {
+              const float invt = linv[p0 + t];
+              for (int wd = lane; wd < nwords; wd += QUILL_LANES) {
+                uint bits = lflags[wd];
+                while (bits != 0u) {
+                  const int j = wd * 32 + 31 - (int)clz(bits & (0u - bits));
+                  part += fz_xt(X, nw, transform, invt, cols, p0 + t, j) * fz_w16(row, j, slot, W16, n16, CB, SCB, kpad);
+                  bits &= bits - 1u;
+                }
+              }
+            }
+          }
+          const float osum = ocount > 0 ? lane_group_sum(part, fscr) : 0.0f;
+          if (lane == 0 && valid && row < rows) {
+            const size_t at = (size_t)(p0 + t) * rows + row;
+            const float y = (float)c32 * lsca[p0 + t] * SCB[row] / 16129.0f + osum;
+            Y[at] = accumulate ? Y[at] + y : y;
+          }
+        }
+      }
+    }
+  }
+}
