@@ -240,7 +240,8 @@ std::string describe(const GgufValue& v) {
 GgufFile GgufFile::open(const std::filesystem::path& path) {
   GgufFile f;
   f.name_ = path.string();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; the type is checked just below.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail(ErrorKind::kFile, "cannot open GGUF file '{}': {}", f.name_, std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {

@@ -1,8 +1,10 @@
 // Linear for f32 and f16 weights: kernels/matmul_f16.cl with the weight type as a build flag.
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "engine/linear_factories.hpp"
+#include "host/gemm_dequant.hpp"
 #include "host/matmul_f16.hpp"
 
 namespace quill {
@@ -17,11 +19,29 @@ class LinearFloat final : public Linear {
       : Linear(rows, cols, sizeof(T) == 4 ? QuantScheme::F32 : QuantScheme::F16),
         stride_((cols + 7) / 8 * 8),
         weights_(host::upload(device, padded_rows(weights, rows, cols, stride_))),
-        matmul_(device, sizeof(T) == 4) {}
+        matmul_(device, sizeof(T) == 4) {
+    if (sizeof(T) == 2) gemm_.emplace(device, host::GemmDequant::Format::kF16);
+  }
 
-  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&, const InputTransform&) override {
+  // The GEMV kernel applies SwiGLU (and RMSNorm with $QUILL_FUSE_RMSNORM=1) as it loads x, up to
+  // kMaxFusedTokens tokens.
+  bool fuses(const InputTransform& transform, int n_tok) const override {
+    if (n_tok > host::kMaxFusedTokens) return false;
+    return transform.kind == InputTransform::Kind::kSwiGlu ||
+           (transform.kind == InputTransform::Kind::kRmsNorm && host::fuse_rmsnorm_enabled());
+  }
+
+  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&,
+           const InputTransform& transform) override {
     std::lock_guard<std::mutex> lock(launch_mutex_);
-    matmul_.run(weights_, x, y, int(rows()), int(cols()), int(stride_), n_tok, accumulate);
+    host::FusedInput input;
+    if (transform.kind == InputTransform::Kind::kRmsNorm)
+      input = {host::FusedInput::kRmsNorm, transform.norm_weight, transform.eps};
+    if (transform.kind == InputTransform::Kind::kSwiGlu) input.kind = host::FusedInput::kSwiGlu;
+    if (gemm_ && n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone)  // prefill: tiled GEMM
+      gemm_->run_f16(weights_, int(stride_), x, y, int(rows()), int(cols()), n_tok, accumulate);
+    else
+      matmul_.run(weights_, x, y, int(rows()), int(cols()), int(stride_), n_tok, accumulate, nullptr, input);
   }
   uint64_t weight_bytes() const override { return weights_.bytes(); }
 
@@ -37,6 +57,8 @@ class LinearFloat final : public Linear {
   int64_t stride_;
   host::Buffer weights_;  // [rows, stride] f32 or fp16
   host::MatmulF16 matmul_;
+  std::optional<host::GemmDequant> gemm_;  // fp16 weights only (f32 stays exact on the GEMV kernel)
+  int gemm_min_tokens_ = host::GemmDequant::min_tokens();
 };
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "engine/half.hpp"
 #include "engine/linear_factories.hpp"
 #include "engine/quant_tables.hpp"
+#include "host/gemm_dequant.hpp"
 #include "host/matmul_lut.hpp"
 
 namespace quill {
@@ -53,6 +54,13 @@ std::vector<uint8_t> repack_tiles(const std::vector<uint8_t>& codes, int64_t row
   return out;
 }
 
+host::FusedInput fused_input(const InputTransform& t) {
+  host::FusedInput f;
+  if (t.kind == InputTransform::Kind::kRmsNorm) f = {host::FusedInput::kRmsNorm, t.norm_weight, t.eps};
+  if (t.kind == InputTransform::Kind::kSwiGlu) f.kind = host::FusedInput::kSwiGlu;
+  return f;
+}
+
 template <typename T>
 std::vector<T> to_vector(std::span<const T> s) {
   return std::vector<T>(s.begin(), s.end());
@@ -64,6 +72,7 @@ class LinearLut final : public Linear {
   struct Packed {
     int bits = 4;                      // 4 or 8
     bool linear = false;               // 8-bit: code is the int8 value (q8_0)
+    bool arith = false;                // 4-bit: the table is code - 8 (int4), decoded arithmetically
     host::LutScale scale = host::LutScale::kNone;
     int64_t padded_cols = 0;           // codes per row (a multiple of 32)
     int block = 32;
@@ -113,17 +122,31 @@ class LinearLut final : public Linear {
       w_.dq_offset = p.dq_offset;
     }
     if (p.bits == 4)
-      lut4_.emplace(device, p.scale);
+      lut4_.emplace(device, p.scale, p.arith);
     else
       lut8_.emplace(device, p.scale, p.linear);
+    gemm_.emplace(device, p.bits == 4 ? host::GemmDequant::Format::kLut4 : host::GemmDequant::Format::kLut8, p.scale,
+                  p.bits == 4 ? p.arith : p.linear);
   }
 
-  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&, const InputTransform&) override {
+  // The GEMV kernels apply SwiGLU (and RMSNorm with $QUILL_FUSE_RMSNORM=1) as they load x, up to
+  // kMaxFusedTokens tokens.
+  bool fuses(const InputTransform& transform, int n_tok) const override {
+    if (n_tok > host::kMaxFusedTokens) return false;
+    return transform.kind == InputTransform::Kind::kSwiGlu ||
+           (transform.kind == InputTransform::Kind::kRmsNorm && host::fuse_rmsnorm_enabled());
+  }
+
+  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&,
+           const InputTransform& transform) override {
     std::lock_guard<std::mutex> lock(launch_mutex_);
-    if (lut4_)
-      lut4_->run(w_, x, y, n_tok, accumulate);
+    const host::FusedInput input = fused_input(transform);
+    if (n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone)  // prefill: the tiled GEMM
+      gemm_->run(w_, x, y, n_tok, accumulate);
+    else if (lut4_)
+      lut4_->run(w_, x, y, n_tok, accumulate, nullptr, input);
     else
-      lut8_->run(w_, x, y, n_tok, accumulate);
+      lut8_->run(w_, x, y, n_tok, accumulate, nullptr, input);
   }
   uint64_t weight_bytes() const override { return bytes_; }
 
@@ -137,6 +160,8 @@ class LinearLut final : public Linear {
   uint64_t bytes_ = 0;
   std::optional<host::MatmulLut4> lut4_;
   std::optional<host::MatmulLut8> lut8_;
+  std::optional<host::GemmDequant> gemm_;
+  int gemm_min_tokens_ = host::GemmDequant::min_tokens();
 };
 
 template <typename T>
@@ -189,6 +214,7 @@ std::unique_ptr<Linear> make_linear_ggml(host::Device& device, const GgmlBlockMa
   p.scale_bytes = as_bytes(w.d);
   if (w.scheme == QuantScheme::Int4) {
     p.bits = 4;
+    p.arith = true;
     p.codes = w.codes;
     for (int q = 0; q < 16; ++q) p.lut.push_back(float(q - 8));
   } else {

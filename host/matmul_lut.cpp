@@ -2,6 +2,7 @@
 #include "host/matmul_lut.hpp"
 
 #include <bit>
+#include <cstdlib>
 
 #include "engine/error.hpp"
 #include "host/device.hpp"
@@ -9,19 +10,26 @@
 namespace quill::host {
 namespace {
 
-constexpr int kWorkGroup = 128;
 constexpr int kLanes = 32;
 
-std::string build_options(LutScale scale, int tok_tile, bool linear) {
-  return fmt::format("-DWG_SIZE={} -DTOK_TILE={} -DSCALE_KIND={} -DLUT_LINEAR={}", kWorkGroup, tok_tile,
-                     int(scale), linear ? 1 : 0);
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+
+std::string build_options(const GemvTuning& tn, LutScale scale, int tok_tile, bool linear, bool arith,
+                          int input_kind) {
+  return fmt::format("-DWG_SIZE={} -DROWS_PER_WARP={} -DTOK_TILE={} -DSCALE_KIND={} -DLUT_LINEAR={} -DLUT_ARITH={} "
+                     "-DINPUT_KIND={}",
+                     tn.work_group, tn.rows_per_warp, tok_tile, int(scale), linear ? 1 : 0, arith ? 1 : 0,
+                     input_kind);
 }
 
 const Buffer& or_dummy(const Buffer* b, const Buffer& dummy) { return b && !b->empty() ? *b : dummy; }
 
 // Checks shapes and buffer sizes; returns block_shift = log2(block). codes_per_word: 32 or 16.
 int check(const char* name, const LutWeights& w, LutScale scale, const Buffer& x, const Buffer& y, int n_tok,
-          int codes_per_word, bool needs_lut, int lut_entries) {
+          int codes_per_word, bool needs_lut, int lut_entries, const FusedInput& input) {
   const int tile_cols = codes_per_word * kLanes;  // columns per 32 uint4
   if (w.rows <= 0 || w.cols <= 0 || n_tok <= 0)
     fail(ErrorKind::kInternal, "{}: bad shape rows={} cols={} n_tok={}", name, w.rows, w.cols, n_tok);
@@ -49,50 +57,91 @@ int check(const char* name, const LutWeights& w, LutScale scale, const Buffer& x
         (!w.absmax2 || w.absmax2->bytes() < (n_blocks + 255) / 256 * 4 || !w.dq_lut || w.dq_lut->bytes() < 256 * 4))
       fail(ErrorKind::kInternal, "{}: double-quant statistics missing or too small", name);
   }
-  if (x.bytes() < size_t(n_tok) * w.cols * 4 || y.bytes() < size_t(n_tok) * w.rows * 4)
+  const size_t x_cols = size_t(w.cols) * (input.kind == FusedInput::kSwiGlu ? 2 : 1);
+  if (x.bytes() < size_t(n_tok) * x_cols * 4 || y.bytes() < size_t(n_tok) * w.rows * 4)
     fail(ErrorKind::kInternal, "{}: x or y too small for rows={} cols={} n_tok={}", name, w.rows, w.cols, n_tok);
+  if (input.kind == FusedInput::kRmsNorm && (!input.norm_w || input.norm_w->bytes() < size_t(w.cols) * 4))
+    fail(ErrorKind::kInternal, "{}: RMSNorm weight missing or too small", name);
   return block_shift;
 }
 
-void launch(Device& device, Kernel& kernel, int tok_tile, const LutWeights& w, int n_tok, Event* event) {
-  const size_t groups = (size_t(w.rows) + kWorkGroup / kLanes - 1) / (kWorkGroup / kLanes);
+int tok_tile_for(int n_tok) { return n_tok == 1 ? 1 : kLutGemmTile; }
+
+void launch(Device& device, Kernel& kernel, const GemvTuning& tn, int tok_tile, const LutWeights& w, int n_tok,
+            Event* event) {
+  const int rows_per_wg = tn.rows_per_warp;  // the work-group's warps split the columns
+  const size_t groups = (size_t(w.rows) + rows_per_wg - 1) / rows_per_wg;
   const size_t tok_groups = (size_t(n_tok) + tok_tile - 1) / tok_tile;
-  kernel.launch(device, Range(groups * kWorkGroup, tok_groups), Range(kWorkGroup, 1), event);
+  kernel.launch(device, Range(groups * tn.work_group, tok_groups), Range(tn.work_group, 1), event);
 }
 
 }  // namespace
 
-MatmulLut4::MatmulLut4(Device& device, LutScale scale)
-    : device_(device),
-      scale_(scale),
-      gemv_(device.program("matmul_lut4.cl", build_options(scale, 1, false)), "matmul_lut4"),
-      gemm_(device.program("matmul_lut4.cl", build_options(scale, kLutGemmTile, false)), "matmul_lut4"),
-      dummy_(device, 1024) {}
+bool fuse_rmsnorm_enabled() { return env_int("QUILL_FUSE_RMSNORM", 0) != 0; }
 
-void MatmulLut4::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event) {
-  const int block_shift = check("matmul_lut4", w, scale_, x, y, n_tok, 32, true, 16);
-  Kernel& k = n_tok == 1 ? gemv_ : gemm_;
+GemvTuning GemvTuning::current() {
+  GemvTuning t;
+  t.rows_per_warp = std::max(1, env_int("QUILL_GEMV_ROWS", t.rows_per_warp));
+  t.work_group = std::max(32, env_int("QUILL_GEMV_WG", t.work_group)) / 32 * 32;
+  return t;
+}
+
+MatmulLut4::MatmulLut4(Device& device, LutScale scale, bool arith)
+    : device_(device), scale_(scale), arith_(arith), tuning_(GemvTuning::current()), dummy_(device, 1024) {
+  kernel(1, 0);  // build the GEMV program now (errors surface at upload, not mid-forward)
+}
+
+Kernel& MatmulLut4::kernel(int tok_tile, int input_kind) {
+  auto it = kernels_.find({tok_tile, input_kind});
+  if (it == kernels_.end())
+    it = kernels_
+             .emplace(std::pair(tok_tile, input_kind),
+                      Kernel(device_.program("matmul_lut4.cl",
+                                             build_options(tuning_, scale_, tok_tile, false, arith_, input_kind)),
+                             "matmul_lut4"))
+             .first;
+  return it->second;
+}
+
+void MatmulLut4::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event,
+                     const FusedInput& input) {
+  const int block_shift = check("matmul_lut4", w, scale_, x, y, n_tok, 32, true, 16, input);
+  const int tile = tok_tile_for(n_tok);
+  Kernel& k = kernel(tile, input.kind);
   k.args(*w.codes, int32_t(w.row_words), *w.lut, int32_t(w.lut_stride), or_dummy(w.scales, dummy_),
          or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset, int32_t(w.blocks_per_row),
-         int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok), int32_t(accumulate ? 1 : 0));
-  launch(device_, k, n_tok == 1 ? 1 : kLutGemmTile, w, n_tok, event);
+         int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok), int32_t(accumulate ? 1 : 0),
+         or_dummy(input.norm_w, dummy_), input.eps);
+  launch(device_, k, tuning_, tile, w, n_tok, event);
 }
 
 MatmulLut8::MatmulLut8(Device& device, LutScale scale, bool linear)
-    : device_(device),
-      scale_(scale),
-      linear_(linear),
-      gemv_(device.program("matmul_lut8.cl", build_options(scale, 1, linear)), "matmul_lut8"),
-      gemm_(device.program("matmul_lut8.cl", build_options(scale, kLutGemmTile, linear)), "matmul_lut8"),
-      dummy_(device, 1024) {}
+    : device_(device), scale_(scale), linear_(linear), tuning_(GemvTuning::current()), dummy_(device, 1024) {
+  kernel(1, 0);
+}
 
-void MatmulLut8::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event) {
-  const int block_shift = check("matmul_lut8", w, scale_, x, y, n_tok, 16, !linear_, 256);
-  Kernel& k = n_tok == 1 ? gemv_ : gemm_;
+Kernel& MatmulLut8::kernel(int tok_tile, int input_kind) {
+  auto it = kernels_.find({tok_tile, input_kind});
+  if (it == kernels_.end())
+    it = kernels_
+             .emplace(std::pair(tok_tile, input_kind),
+                      Kernel(device_.program("matmul_lut8.cl",
+                                             build_options(tuning_, scale_, tok_tile, linear_, false, input_kind)),
+                             "matmul_lut8"))
+             .first;
+  return it->second;
+}
+
+void MatmulLut8::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event,
+                     const FusedInput& input) {
+  const int block_shift = check("matmul_lut8", w, scale_, x, y, n_tok, 16, !linear_, 256, input);
+  const int tile = tok_tile_for(n_tok);
+  Kernel& k = kernel(tile, input.kind);
   k.args(*w.codes, int32_t(w.row_words), or_dummy(w.lut, dummy_), or_dummy(w.scales, dummy_),
          or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset, int32_t(w.blocks_per_row),
-         int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok), int32_t(accumulate ? 1 : 0));
-  launch(device_, k, n_tok == 1 ? 1 : kLutGemmTile, w, n_tok, event);
+         int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok), int32_t(accumulate ? 1 : 0),
+         or_dummy(input.norm_w, dummy_), input.eps);
+  launch(device_, k, tuning_, tile, w, n_tok, event);
 }
 
 }  // namespace quill::host

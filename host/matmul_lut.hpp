@@ -1,10 +1,13 @@
 // Launchers for the table-lookup matmuls: kernels/matmul_lut4.cl (4-bit codes: nf4, fp4, int4,
 // k-means) and kernels/matmul_lut8.cl (8-bit codes: dyn8, q8_0). y[n_tok, rows] (+)= x[n_tok, cols]
-// . W^T with W decoded in the kernel. Each launcher builds a GEMV program (one token per pass) and a
-// GEMM program (LutGemmTile tokens per pass, weights decoded once per tile) and picks by n_tok.
+// . W^T with W decoded in the kernel, optionally with the input transform (RMSNorm / SwiGLU) fused
+// into the input load. Programs per (tokens per pass, input transform) are built on first use: one
+// token per pass for n_tok = 1, kLutGemmTile otherwise (the register-tiled fallback GEMM).
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <utility>
 
 #include "host/buffer.hpp"
 #include "host/kernel.hpp"
@@ -12,6 +15,25 @@
 namespace quill::host {
 
 class Device;
+
+// An input transform fused into a weight-only matmul's input load (INPUT_KIND in lut_common.cl):
+// kRmsNorm: x [n_tok, cols] -> x * rsqrt(mean(x^2) + eps) * norm_w;  kSwiGlu: x [n_tok, 2 cols] =
+// gate | up -> silu(gate) * up.
+struct FusedInput {
+  enum Kind : int { kNone = 0, kRmsNorm = 1, kSwiGlu = 2 };
+  Kind kind = kNone;
+  const Buffer* norm_w = nullptr;  // [cols] f32 (kRmsNorm)
+  float eps = 0.0f;
+};
+
+// Tunables of the GEMV kernels (lut4, lut8, f16): weight rows per 32-lane group and work-group size.
+// Defaults measured on the H100 (docs/PERFORMANCE.md); $QUILL_GEMV_ROWS / $QUILL_GEMV_WG override
+// (for benchmarking).
+struct GemvTuning {
+  int rows_per_warp = 8;
+  int work_group = 128;
+  static GemvTuning current();
+};
 
 // How the per-block scale is stored (SCALE_KIND in kernels/lut_common.cl).
 enum class LutScale : int {
@@ -39,17 +61,28 @@ struct LutWeights {
   float dq_offset = 0.0f;          // kDoubleQuant: the mean added back
 };
 
-inline constexpr int kLutGemmTile = 8;  // tokens per pass of the GEMM program
+inline constexpr int kLutGemmTile = 8;   // tokens per pass of the register-tiled GEMM program
+inline constexpr int kMaxFusedTokens = 8;  // the GEMV kernels fuse input transforms up to this n_tok
+
+// Whether the Linears fuse RMSNorm into the GEMV ($QUILL_FUSE_RMSNORM=1). Off by default: measured on
+// the H100 the per-work-group sum of squares costs more than the separate launch it saves
+// (docs/PERFORMANCE.md). SwiGLU fusion is always on (it wins).
+bool fuse_rmsnorm_enabled();
 
 class MatmulLut4 {
  public:
-  MatmulLut4(Device& device, LutScale scale);
-  void run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event = nullptr);
+  // arith: the table is code - 8 (int4 / Q4_0), decoded arithmetically (w.lut still checked).
+  MatmulLut4(Device& device, LutScale scale, bool arith = false);
+  void run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event = nullptr,
+           const FusedInput& input = {});
 
  private:
+  Kernel& kernel(int tok_tile, int input_kind);
   Device& device_;
   LutScale scale_;
-  Kernel gemv_, gemm_;
+  bool arith_;
+  GemvTuning tuning_;
+  std::map<std::pair<int, int>, Kernel> kernels_;  // (tok_tile, input kind)
   Buffer dummy_;  // bound to the arguments a scale kind does not use
 };
 
@@ -57,13 +90,16 @@ class MatmulLut8 {
  public:
   // linear: the code is the int8 value itself (q8_0); otherwise it indexes w.lut (dyn8).
   MatmulLut8(Device& device, LutScale scale, bool linear);
-  void run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event = nullptr);
+  void run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event = nullptr,
+           const FusedInput& input = {});
 
  private:
+  Kernel& kernel(int tok_tile, int input_kind);
   Device& device_;
   LutScale scale_;
   bool linear_;
-  Kernel gemv_, gemm_;
+  GemvTuning tuning_;
+  std::map<std::pair<int, int>, Kernel> kernels_;
   Buffer dummy_;
 };
 

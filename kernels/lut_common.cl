@@ -1,5 +1,6 @@
-// lut_common.cl: what the table-lookup matmuls (matmul_lut4.cl, matmul_lut8.cl) share: the per-block
-// scale in its four storage kinds (a build flag, SCALE_KIND) and the tunables' defaults.
+// lut_common.cl: what the weight-only matmuls (matmul_lut4.cl, matmul_lut8.cl, matmul_f16.cl,
+// gemm_dequant.cl) share: the per-block scale in its four storage kinds (SCALE_KIND), the input
+// transforms fused into the input load (INPUT_KIND), the code decoders, and the tunables' defaults.
 #ifndef QUILL_LUT_COMMON_CL
 #define QUILL_LUT_COMMON_CL
 
@@ -11,7 +12,54 @@
 #ifndef TOK_TILE
 #define TOK_TILE 1  // tokens per work-group pass: 1 = GEMV; the weights are decoded once per tile
 #endif
-#define ROWS_PER_WG (WG_SIZE / QUILL_LANES)
+#ifndef ROWS_PER_WARP
+#define ROWS_PER_WARP 8  // weight rows per 32-lane group: each x load is reused this many times
+#endif
+// GEMV work split: the warps of a work-group share its ROWS_PER_WARP rows and split the columns
+// (warp w takes tiles w, w + WARPS_PER_WG, ..), their partial sums added through local memory:
+// WARPS_PER_WG times more warps in flight than one-warp-per-rows (latency hiding at 4096 rows).
+#define WARPS_PER_WG (WG_SIZE / QUILL_LANES)
+#define ROWS_PER_WG ROWS_PER_WARP
+
+// The epilogue of the GEMV kernels: sums acc[ROWS_PER_WARP][TOK_TILE] over each warp's lanes, then
+// over the work-group's warps (part: __local float[WARPS_PER_WG * ROWS_PER_WARP * TOK_TILE]), and
+// stores y[t0 + t, row0 + j] (+)= the sum times OUTPUT_FACTOR. All work-items must reach it.
+#define GEMV_REDUCE_STORE(acc, scratch, part, inv, y, row0, rows, t0, n_here, accumulate)                  \
+  {                                                                                                      \
+    const int lid_ = get_local_id(0);                                                                    \
+    for (int j_ = 0; j_ < ROWS_PER_WARP; ++j_) for (int t_ = 0; t_ < TOK_TILE; ++t_) { \
+      const float s_ = lane_group_sum(acc[j_][t_], scratch);                                             \
+      if (lid_ % QUILL_LANES == 0) part[(lid_ / QUILL_LANES) * ROWS_PER_WARP * TOK_TILE + j_ * TOK_TILE + t_] = s_; \
+    }                                                                                                    \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                        \
+    for (int i_ = lid_; i_ < ROWS_PER_WARP * TOK_TILE; i_ += WG_SIZE) {                                  \
+      const int j_ = i_ / TOK_TILE, t_ = i_ % TOK_TILE;                                                  \
+      float s_ = 0.0f;                                                                                   \
+      for (int w_ = 0; w_ < WARPS_PER_WG; ++w_) s_ += part[w_ * ROWS_PER_WARP * TOK_TILE + i_];          \
+      if ((row0) + j_ < (rows) && t_ < (n_here)) {                                                       \
+        __global float* out_ = (y) + (size_t)((t0) + t_) * (rows) + (row0) + j_;                         \
+        const float v_ = s_ * OUTPUT_FACTOR(inv, t_);                                                    \
+        *out_ = (accumulate) ? *out_ + v_ : v_;                                                          \
+      }                                                                                                  \
+    }                                                                                                    \
+  }
+
+// INPUT_KIND 0: x as is
+//            1: RMSNorm fused: x * norm_w on load, times rsqrt(mean(x^2) + eps) of the token at the
+//               output (each work-group computes the token's sum of squares itself)
+//            2: SwiGLU fused: x is [n_tok, 2 cols] gate | up; silu(gate) * up on load
+#ifndef INPUT_KIND
+#define INPUT_KIND 0
+#endif
+
+// LUT_ARITH (4-bit): the value is code - 8 (GGUF Q4_0), decoded arithmetically, no table.
+#ifndef LUT_ARITH
+#define LUT_ARITH 0
+#endif
+// LUT_LINEAR (8-bit): the value is the signed code itself (GGUF Q8_0), no table.
+#ifndef LUT_LINEAR
+#define LUT_LINEAR 0
+#endif
 
 // SCALE_KIND 0: no scale (k-means: the table holds the values)
 //            1: fp32 per block (bitsandbytes absmax)
@@ -36,5 +84,90 @@ inline float block_scale(__global const uchar* scales, __global const float* abs
   return dq_lut[scales[b]] * absmax2[b >> 8] + dq_offset;
 #endif
 }
+
+// 4-bit codes: the low 16 bits of v hold 4 codes (column i in bits 4 i) -> their 4 values.
+// LUT_ARITH: code - 8 exactly, through the float 2^23 + code (no int-to-float conversion).
+inline float4 decode4_nibbles(uint v, __local const float* T) {
+#if LUT_ARITH
+  return (float4)(as_float(0x4B000000u | (v & 15u)), as_float(0x4B000000u | ((v >> 4) & 15u)),
+                  as_float(0x4B000000u | ((v >> 8) & 15u)), as_float(0x4B000000u | ((v >> 12) & 15u))) -
+         8388616.0f;
+#else
+  return (float4)(T[v & 15], T[(v >> 4) & 15], T[(v >> 8) & 15], T[(v >> 12) & 15]);
+#endif
+}
+
+// 8-bit codes: the 4 bytes of v (column i in byte i) -> their 4 values. LUT_LINEAR: the signed
+// byte itself, exactly, through the float 2^23 + (byte ^ 0x80); otherwise the table T[256].
+inline float4 decode4_bytes(uint v, __local const float* T) {
+#if LUT_LINEAR
+  const uint u = v ^ 0x80808080u;
+  return (float4)(as_float(0x4B000000u | (u & 255u)), as_float(0x4B000000u | ((u >> 8) & 255u)),
+                  as_float(0x4B000000u | ((u >> 16) & 255u)), as_float(0x4B000000u | (u >> 24))) -
+         8388736.0f;
+#else
+  return (float4)(T[v & 255], T[(v >> 8) & 255], T[(v >> 16) & 255], T[v >> 24]);
+#endif
+}
+
+// Columns c .. c + 3 of token t's input after the transform; columns >= cols read as 0.
+// aligned: cols % 4 == 0 (and c % 4 == 0), so the 4 columns are one 16-byte load.
+// x: [n_tok, cols] ([n_tok, 2 cols] for SwiGLU)   norm_w: [cols] (RMSNorm)
+inline float4 load_x4(__global const float* x, __global const float* norm_w, int t, int c, int cols, int aligned) {
+#if INPUT_KIND == 2
+  __global const float* g = x + (size_t)t * 2 * cols + c;
+  float4 gv, uv;
+  if (aligned) {
+    gv = *(__global const float4*)g;
+    uv = *(__global const float4*)(g + cols);
+  } else {
+    gv = (float4)(g[0], c + 1 < cols ? g[1] : 0.0f, c + 2 < cols ? g[2] : 0.0f, c + 3 < cols ? g[3] : 0.0f);
+    uv = (float4)(g[cols], c + 1 < cols ? g[cols + 1] : 0.0f, c + 2 < cols ? g[cols + 2] : 0.0f,
+                  c + 3 < cols ? g[cols + 3] : 0.0f);
+  }
+  return gv / (1.0f + exp(-gv)) * uv;
+#else
+  __global const float* p = x + (size_t)t * cols + c;
+  float4 v;
+  if (aligned)
+    v = *(__global const float4*)p;
+  else
+    v = (float4)(p[0], c + 1 < cols ? p[1] : 0.0f, c + 2 < cols ? p[2] : 0.0f, c + 3 < cols ? p[3] : 0.0f);
+#if INPUT_KIND == 1
+  if (aligned)
+    v *= *(__global const float4*)(norm_w + c);
+  else
+    v *= (float4)(norm_w[c], c + 1 < cols ? norm_w[c + 1] : 0.0f, c + 2 < cols ? norm_w[c + 2] : 0.0f,
+                  c + 3 < cols ? norm_w[c + 3] : 0.0f);
+#endif
+  return v;
+#endif
+}
+
+// RMSNorm fused: inv[t] = rsqrt(mean(x_t^2) + eps) for the work-group's n_here tokens from t0, into
+// local memory (all work-items must call; ends with a barrier). Otherwise a no-op.
+inline void input_prologue(__global const float* x, int t0, int n_here, int cols, float eps, __local float* inv,
+                           __local float* scratch) {
+#if INPUT_KIND == 1
+  for (int t = 0; t < n_here; ++t) {
+    __global const float* xt = x + (size_t)(t0 + t) * cols;
+    float ss = 0.0f;
+    for (int i = get_local_id(0); i < cols; i += get_local_size(0)) ss += xt[i] * xt[i];
+    ss = work_group_sum(ss, scratch);
+    if (get_local_id(0) == 0) inv[t] = rsqrt(ss / cols + eps);
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+#endif
+}
+
+// The output factor of token t (RMSNorm's rsqrt), 1 otherwise.
+#if INPUT_KIND == 1
+#define OUTPUT_FACTOR(inv, t) ((inv)[t])
+#else
+#define OUTPUT_FACTOR(inv, t) 1.0f
+#endif
+
+// Word k (0..3) of a uint4; k is a constant after unrolling.
+inline uint word_of(uint4 q, int k) { return k == 0 ? q.x : k == 1 ? q.y : k == 2 ? q.z : q.w; }
 
 #endif  // QUILL_LUT_COMMON_CL

@@ -1,81 +1,98 @@
-// matmul_f16.cl: y = x W^T (or y += x W^T) with W stored as fp16 (read with vload_half), or as
-// f32 when built with -DWEIGHT_F32=1; fp32 accumulation.
-// One 32-lane group per weight row; each group computes TOK_TILE tokens per pass, so W is read
-// once per TOK_TILE tokens (GEMV when n_tok = 1, skinny GEMM otherwise).
-#include "common.cl"
+// matmul_f16.cl: y = x W^T (or y += x W^T) with W stored as fp16, or as f32 when built with
+// -DWEIGHT_F32=1; fp32 accumulation; the input transform (INPUT_KIND, lut_common.cl) on load.
+// A work-group owns ROWS_PER_WARP weight rows and its warps split the columns (warp w: 256 columns
+// at 256 w of every 1024; partial sums added through local memory): a lane loads 8 weights
+// (16 bytes of fp16) per row, plus the next step's (prefetch), loads its 8 columns of x once for all
+// its rows. TOK_TILE tokens per pass (GEMV when n_tok = 1, skinny GEMM otherwise).
+#include "lut_common.cl"
 
-#ifndef WG_SIZE
-#define WG_SIZE 128
-#endif
-#ifndef TOK_TILE
-#define TOK_TILE 4
-#endif
 #ifndef WEIGHT_F32
 #define WEIGHT_F32 0
 #endif
-#define ROWS_PER_WG (WG_SIZE / QUILL_LANES)
 
-#ifndef UNROLL
-#define UNROLL 4
-#endif
-
-// LOAD_W8: 8 weights from p + c; aligned: (p + c) is 16-byte aligned (fp16 rows padded to 8).
 #if WEIGHT_F32
 #define W_T float
-#define LOAD_W8(c, p, aligned) vload8(0, (p) + (c))
-#define LOAD_W1(c, p) ((p)[c])
+typedef float8 WRAW;
+#define LOAD_RAW(p, c) vload8(0, (p) + (c))
+#define CVT_RAW(r) (r)
+#define LOAD_W8_ANY(p, c) vload8(0, (p) + (c))
+#define LOAD_W1(p, c) ((p)[c])
 #else
 #define W_T half
-#define LOAD_W8(c, p, aligned) \
-  ((aligned) ? half8_bits_to_float8(*(__global const uint4*)((p) + (c))) : vload_half8(0, (p) + (c)))
-#define LOAD_W1(c, p) vload_half((c), (p))
+typedef uint4 WRAW;  // 8 fp16 bit patterns; needs a 16-byte-aligned row (w_stride % 8 == 0)
+#define LOAD_RAW(p, c) (*(__global const uint4*)((p) + (c)))
+#define CVT_RAW(r) half8_bits_to_float8(r)
+#define LOAD_W8_ANY(p, c) vload_half8(0, (p) + (c))
+#define LOAD_W1(p, c) vload_half((c), (p))
 #endif
 
-// W: [rows, w_stride] W_T (row-major, w_stride >= cols)   x: [n_tok, cols] f32   y: [n_tok, rows] f32
-// accumulate != 0: y += x W^T.
+// W: [rows, w_stride] W_T (row-major, w_stride >= cols)   x: [n_tok, cols] f32 ([n_tok, 2 cols] with
+// SwiGLU)   y: [n_tok, rows] f32; accumulate != 0: y += x W^T.   norm_w: [cols], eps (RMSNorm only)
 // NDRange: global (ceil(rows / ROWS_PER_WG) * WG_SIZE, ceil(n_tok / TOK_TILE)), local (WG_SIZE, 1).
 __kernel __attribute__((reqd_work_group_size(WG_SIZE, 1, 1)))
-void matmul_f16(__global const W_T* W, __global const float* x, __global float* y,
-                int rows, int cols, int w_stride, int n_tok, int accumulate) {
+void matmul_f16(__global const W_T* W, __global const float* x, __global float* y, int rows, int cols, int w_stride,
+                int n_tok, int accumulate, __global const float* norm_w, float eps) {
   __local float scratch[WG_SIZE];
+  __local float inv[TOK_TILE];
+  __local float part[WARPS_PER_WG * ROWS_PER_WARP * TOK_TILE];
   const int lane = get_local_id(0) % QUILL_LANES;
-  const int row = get_group_id(0) * ROWS_PER_WG + get_local_id(0) / QUILL_LANES;
+  const int row0 = get_group_id(0) * ROWS_PER_WG;
+  const int warp = get_local_id(0) / QUILL_LANES;
   const int t0 = get_group_id(1) * TOK_TILE;
   const int n_here = min(TOK_TILE, n_tok - t0);
+  input_prologue(x, t0, n_here, cols, eps, inv, scratch);
 
-  float acc[TOK_TILE];
-  for (int t = 0; t < TOK_TILE; ++t) acc[t] = 0.0f;
-
-  if (row < rows) {
-    __global const W_T* w = W + (size_t)row * w_stride;
-    const int cols8 = cols & ~7;
-    const int aligned = (w_stride & 7) == 0;
-    const int step = QUILL_LANES * 8;
-    int c = lane * 8;
-    // UNROLL independent 16-byte weight loads in flight per lane before they are used.
-    for (; c + (UNROLL - 1) * step < cols8; c += UNROLL * step) {
-      float8 wv[UNROLL];
-      for (int u = 0; u < UNROLL; ++u) wv[u] = LOAD_W8(c + u * step, w, aligned);
-      for (int u = 0; u < UNROLL; ++u)
-        for (int t = 0; t < TOK_TILE; ++t)
-          if (t < n_here) acc[t] += dot8(wv[u], vload8(0, x + (size_t)(t0 + t) * cols + c + u * step));
+  float acc[ROWS_PER_WARP][TOK_TILE];
+  __global const W_T* w[ROWS_PER_WARP];
+#pragma unroll
+  for (int j = 0; j < ROWS_PER_WARP; ++j) {
+    w[j] = W + (size_t)min(row0 + j, rows - 1) * w_stride;  // rows past the end: not stored
+    for (int t = 0; t < TOK_TILE; ++t) acc[j][t] = 0.0f;
+  }
+  const int cols8 = cols & ~7;
+  const int xal = (cols & 3) == 0;
+  const int step = QUILL_LANES * 8 * WARPS_PER_WG;  // warp w takes columns 256 w .. of each step
+  if (WEIGHT_F32 || (w_stride & 7) == 0) {
+    int c = warp * QUILL_LANES * 8 + lane * 8;
+    WRAW raw[ROWS_PER_WARP];
+    if (c < cols8) {
+#pragma unroll
+      for (int j = 0; j < ROWS_PER_WARP; ++j) raw[j] = LOAD_RAW(w[j], c);
     }
     for (; c < cols8; c += step) {
-      const float8 wv = LOAD_W8(c, w, aligned);
+      WRAW next[ROWS_PER_WARP];
+      if (c + step < cols8) {  // prefetch: 2 ROWS_PER_WARP 16-byte loads in flight per lane
+#pragma unroll
+        for (int j = 0; j < ROWS_PER_WARP; ++j) next[j] = LOAD_RAW(w[j], c + step);
+      }
+      float8 xv[TOK_TILE];
       for (int t = 0; t < TOK_TILE; ++t)
-        if (t < n_here) acc[t] += dot8(wv, vload8(0, x + (size_t)(t0 + t) * cols + c));
+        xv[t] = t < n_here ? (float8)(load_x4(x, norm_w, t0 + t, c, cols, xal), load_x4(x, norm_w, t0 + t, c + 4, cols, xal))
+                           : (float8)(0.0f);
+#pragma unroll
+      for (int j = 0; j < ROWS_PER_WARP; ++j) {
+        const float8 wv = CVT_RAW(raw[j]);
+        for (int t = 0; t < TOK_TILE; ++t) acc[j][t] += dot8(wv, xv[t]);
+        raw[j] = next[j];
+      }
     }
-    for (int c = cols8 + lane; c < cols; c += QUILL_LANES) {
-      const float wv = LOAD_W1(c, w);
+  } else {  // unaligned fp16 rows (w_stride % 8 != 0): vload_half8
+    for (int c = warp * QUILL_LANES * 8 + lane * 8; c < cols8; c += step) {
+      float8 xv[TOK_TILE];
       for (int t = 0; t < TOK_TILE; ++t)
-        if (t < n_here) acc[t] += wv * x[(size_t)(t0 + t) * cols + c];
+        xv[t] = t < n_here ? (float8)(load_x4(x, norm_w, t0 + t, c, cols, xal), load_x4(x, norm_w, t0 + t, c + 4, cols, xal))
+                           : (float8)(0.0f);
+      for (int j = 0; j < ROWS_PER_WARP; ++j) {
+        const float8 wv = LOAD_W8_ANY(w[j], c);
+        for (int t = 0; t < TOK_TILE; ++t) acc[j][t] += dot8(wv, xv[t]);
+      }
     }
   }
-  for (int t = 0; t < TOK_TILE; ++t) {
-    const float sum = lane_group_sum(acc[t], scratch);
-    if (lane == 0 && row < rows && t < n_here) {
-      __global float* out = y + (size_t)(t0 + t) * rows + row;
-      *out = accumulate ? *out + sum : sum;
+  for (int c = cols8 + get_local_id(0); c < cols; c += WG_SIZE) {  // the last cols % 8 columns
+    for (int t = 0; t < n_here; ++t) {
+      const float xv = load_x4(x, norm_w, t0 + t, c, cols, 0).x;
+      for (int j = 0; j < ROWS_PER_WARP; ++j) acc[j][t] += LOAD_W1(w[j], c) * xv;
     }
   }
+  GEMV_REDUCE_STORE(acc, scratch, part, inv, y, row0, rows, t0, n_here, accumulate);
 }

@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "engine/linear_factories.hpp"
 #include "engine/quantize_matrix.hpp"
+#include "host/gemm_dequant.hpp"
 #include "tests/device_util.hpp"
 #include "tests/util.hpp"
 
@@ -23,6 +25,7 @@ struct Case {
   bool double_quant = false;
   bool accumulate = false;
   bool per_row = true;      // kmeans4
+  int input = 0;            // input transform: 0 none, 1 RMSNorm, 2 SwiGLU (fused up to 8 tokens)
 };
 
 std::string case_name(const Case& c) {
@@ -34,6 +37,8 @@ std::string case_name(const Case& c) {
   if (c.double_quant) s += "_dq";
   if (c.accumulate) s += "_acc";
   if (c.scheme == QuantScheme::KMeans4) s += c.per_row ? "_row" : "_tensor";
+  if (c.input == 1) s += "_rmsnorm";
+  if (c.input == 2) s += "_swiglu";
   return s;
 }
 
@@ -49,6 +54,7 @@ class MatmulLutTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
   const Case c = GetParam();
+  setenv("QUILL_FUSE_RMSNORM", "1", 1);  // test the fused RMSNorm path too (off by default)
   host::Device& device = test::test_device();
   std::mt19937_64 rng(test::test_seed() + uint64_t(c.rows) * 7919 + uint64_t(c.cols) * 31 + c.n_tok);
   MatrixF32 w{c.rows, c.cols, test::random_floats(rng, size_t(c.rows) * c.cols)};
@@ -62,7 +68,23 @@ TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
   ASSERT_EQ(wd.rows, c.rows);
   ASSERT_EQ(wd.cols, c.cols);
 
-  const auto x = test::random_floats(rng, size_t(c.n_tok) * c.cols, -2.0f, 2.0f);
+  const int x_cols = c.input == 2 ? 2 * c.cols : c.cols;
+  const auto x = test::random_floats(rng, size_t(c.n_tok) * x_cols, -2.0f, 2.0f);
+  const auto norm_w = test::random_floats(rng, size_t(c.cols), 0.5f, 1.5f);
+  // The transformed input in fp64: what the matmul must see.
+  std::vector<double> xe(size_t(c.n_tok) * c.cols);
+  for (int t = 0; t < c.n_tok; ++t) {
+    const float* xt = x.data() + size_t(t) * x_cols;
+    double ss = 0.0;
+    for (int k = 0; k < c.cols; ++k) ss += double(xt[k]) * xt[k];
+    const double inv = 1.0 / std::sqrt(ss / c.cols + 1e-5);
+    for (int k = 0; k < c.cols; ++k) {
+      double v = xt[k];
+      if (c.input == 1) v = v * inv * norm_w[k];
+      if (c.input == 2) v = v / (1.0 + std::exp(-v)) * xt[c.cols + k];
+      xe[size_t(t) * c.cols + k] = v;
+    }
+  }
   const auto y0 = test::random_floats(rng, size_t(c.n_tok) * c.rows);
   auto linear = make(device, q);
   ASSERT_TRUE(linear);
@@ -71,27 +93,37 @@ TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
   EXPECT_GT(linear->weight_bytes(), uint64_t(c.rows) * c.cols / 2);
 
   host::Buffer xb = host::upload(device, x);
+  host::Buffer nb = host::upload(device, norm_w);
+  InputTransform transform;
+  if (c.input == 1) transform = {InputTransform::Kind::kRmsNorm, &nb, 1e-5f};
+  if (c.input == 2) transform = {InputTransform::Kind::kSwiGlu};
+  if (c.input) {
+    EXPECT_EQ(linear->fuses(transform, c.n_tok), c.n_tok <= 8);
+  }
   host::Buffer yb(device, y0.size() * sizeof(float));
   if (c.accumulate)
     yb.write(y0.data(), y0.size() * sizeof(float));
   else
     yb.fill_bytes(0xff);  // NaN poison: every output must be written
   Workspace ws(device);
-  linear->forward(xb, yb, c.n_tok, c.accumulate, ws);
+  linear->forward(xb, yb, c.n_tok, c.accumulate, ws, transform);
   const auto y = yb.read_vector<float>(y0.size());
 
+  // Prefill token counts run the tiled GEMM: fp16 tiles (w and x rounded to fp16) on NVIDIA.
+  const bool fp16_gemm = c.n_tok >= host::GemmDequant::min_tokens() && device.info().inline_ptx;
+  const double rel = fp16_gemm ? 2e-3 : 1e-5;
   for (int t = 0; t < c.n_tok; ++t) {
     for (int r = 0; r < c.rows; ++r) {
       double ref = c.accumulate ? y0[size_t(t) * c.rows + r] : 0.0, mag = std::fabs(ref);
       const float* wr = wd.row(r);
-      const float* xr = x.data() + size_t(t) * c.cols;
+      const double* xr = xe.data() + size_t(t) * c.cols;
       for (int k = 0; k < c.cols; ++k) {
         const double p = double(wr[k]) * xr[k];
         ref += p;
         mag += std::fabs(p);
       }
       const double got = y[size_t(t) * c.rows + r];
-      ASSERT_NEAR(got, ref, 1e-5 * mag + 1e-6)
+      ASSERT_NEAR(got, ref, rel * mag + 1e-6)
           << "t=" << t << " r=" << r << " " << case_name(c) << " seed " << test::test_seed();
     }
   }
@@ -121,6 +153,13 @@ std::vector<Case> cases() {
         }
       out.push_back({s, 300, 4096, 1, 64, true});  // > 256 blocks: several absmax2 groups
     }
+    // Fused input transforms (GEMV / up to 8 tokens) and the unfused fallback (17 tokens).
+    out.push_back({s, 64, 172, 1, 0, false, false, true, 1});
+    out.push_back({s, 33, 4096, 3, 0, false, true, true, 1});
+    out.push_back({s, 17, 1000, 8, 0, false, false, true, 2});
+    out.push_back({s, 64, 172, 1, 0, false, true, true, 2});
+    out.push_back({s, 19, 172, 17, 0, false, false, true, 1});
+    out.push_back({s, 19, 300, 17, 0, false, true, true, 2});
     if (s == QuantScheme::KMeans4) {
       out.push_back({s, 64, 172, 17, 0, false, false, false});
       out.push_back({s, 3, 17, 3, 0, false, true, false});
