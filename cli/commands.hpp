@@ -14,5 +14,7 @@ Command add_devices_command(CLI::App& app);
 Command add_run_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 Command add_perplexity_command(CLI::App& app);
+Command add_calibrate_command(CLI::App& app);
+Command add_quantize_command(CLI::App& app);
 
 }  // namespace quill::cli

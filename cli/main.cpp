@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   add(quill::cli::add_run_command);
   add(quill::cli::add_bench_command);
   add(quill::cli::add_perplexity_command);
+  add(quill::cli::add_calibrate_command);
+  add(quill::cli::add_quantize_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -110,6 +110,12 @@ std::optional<GgmlType> ggml_type_from_id(uint32_t id) {
       return GgmlType::Q4_K;
     case 14:
       return GgmlType::Q6_K;
+    case 24:
+      return GgmlType::I8;
+    case 25:
+      return GgmlType::I16;
+    case 26:
+      return GgmlType::I32;
     case 30:
       return GgmlType::BF16;
     default:
@@ -135,6 +141,12 @@ std::string_view ggml_type_name(GgmlType type) {
       return "Q6_K";
     case GgmlType::BF16:
       return "BF16";
+    case GgmlType::I8:
+      return "I8";
+    case GgmlType::I16:
+      return "I16";
+    case GgmlType::I32:
+      return "I32";
   }
   fail(ErrorKind::kInternal, "ggml_type_name: unknown GgmlType {}", static_cast<uint32_t>(type));
 }
@@ -144,6 +156,9 @@ int64_t ggml_block_elements(GgmlType type) {
     case GgmlType::F32:
     case GgmlType::F16:
     case GgmlType::BF16:
+    case GgmlType::I8:
+    case GgmlType::I16:
+    case GgmlType::I32:
       return 1;
     case GgmlType::Q4_0:
     case GgmlType::Q4_1:
@@ -159,7 +174,12 @@ int64_t ggml_block_elements(GgmlType type) {
 int64_t ggml_block_bytes(GgmlType type) {
   switch (type) {
     case GgmlType::F32:
+    case GgmlType::I32:
       return 4;
+    case GgmlType::I8:
+      return 1;
+    case GgmlType::I16:
+      return 2;
     case GgmlType::F16:
     case GgmlType::BF16:
       return 2;
@@ -190,6 +210,19 @@ void dequantize_ggml_row(GgmlType type, const void* src, float* dst, int64_t n) 
       return;
     case GgmlType::F16:
       for (int64_t i = 0; i < n; ++i) dst[i] = half_to_float(load_u16(p + 2 * i));
+      return;
+    case GgmlType::I8:
+      for (int64_t i = 0; i < n; ++i) dst[i] = float(int8_t(p[i]));
+      return;
+    case GgmlType::I16:
+      for (int64_t i = 0; i < n; ++i) dst[i] = float(int16_t(load_u16(p + 2 * i)));
+      return;
+    case GgmlType::I32:
+      for (int64_t i = 0; i < n; ++i) {
+        int32_t v;
+        std::memcpy(&v, p + 4 * i, sizeof v);
+        dst[i] = float(v);
+      }
       return;
     case GgmlType::BF16:
       for (int64_t i = 0; i < n; ++i) {

@@ -17,6 +17,9 @@ enum class GgmlType : uint32_t {
   Q8_0 = 8,
   Q4_K = 12,
   Q6_K = 14,
+  I8 = 24,   // plain integer tensors (ggml GGML_TYPE_I8/I16/I32): quill's own codes and indices
+  I16 = 25,
+  I32 = 26,
   BF16 = 30,
 };
 

@@ -20,7 +20,7 @@ class LinearFloat final : public Linear {
         stride_((cols + 7) / 8 * 8),
         weights_(host::upload(device, padded_rows(weights, rows, cols, stride_))),
         matmul_(device, sizeof(T) == 4) {
-    if (sizeof(T) == 2) gemm_.emplace(device, host::GemmDequant::Format::kF16);
+    if (sizeof(T) == 2 && host::GemmDequant::used_on(device.info())) gemm_.emplace(device, host::GemmDequant::Format::kF16);
   }
 
   // The GEMV kernel applies SwiGLU (and RMSNorm with $QUILL_FUSE_RMSNORM=1) as it loads x, up to

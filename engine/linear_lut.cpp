@@ -125,8 +125,9 @@ class LinearLut final : public Linear {
       lut4_.emplace(device, p.scale, p.arith);
     else
       lut8_.emplace(device, p.scale, p.linear);
-    gemm_.emplace(device, p.bits == 4 ? host::GemmDequant::Format::kLut4 : host::GemmDequant::Format::kLut8, p.scale,
-                  p.bits == 4 ? p.arith : p.linear);
+    if (host::GemmDequant::used_on(device.info()))
+      gemm_.emplace(device, p.bits == 4 ? host::GemmDequant::Format::kLut4 : host::GemmDequant::Format::kLut8,
+                    p.scale, p.bits == 4 ? p.arith : p.linear);
   }
 
   // The GEMV kernels apply SwiGLU (and RMSNorm with $QUILL_FUSE_RMSNORM=1) as they load x, up to
@@ -141,7 +142,7 @@ class LinearLut final : public Linear {
            const InputTransform& transform) override {
     std::lock_guard<std::mutex> lock(launch_mutex_);
     const host::FusedInput input = fused_input(transform);
-    if (n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone)  // prefill: the tiled GEMM
+    if (gemm_ && n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone)  // prefill: the tiled GEMM
       gemm_->run(w_, x, y, n_tok, accumulate);
     else if (lut4_)
       lut4_->run(w_, x, y, n_tok, accumulate, nullptr, input);

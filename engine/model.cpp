@@ -13,6 +13,7 @@
 #include "engine/half.hpp"
 #include "engine/log.hpp"
 #include "engine/progress.hpp"
+#include "engine/quantized_gguf.hpp"
 
 namespace quill {
 
@@ -35,16 +36,27 @@ struct Accounting {
   double weights = 0;   // their element count
 };
 
+std::unique_ptr<Linear> upload_quantized(host::Device& device, const QuantizedMatrix& q, QuantScheme scheme,
+                                         const QuantParams& params, Accounting* accounting, std::mutex& upload_mutex);
+
 // Quantizes on the calling thread, then uploads under `upload_mutex` (uploads and kernel builds are
 // serialized; quantization, the slow part, runs in parallel across layers).
 std::unique_ptr<Linear> upload_matrix(host::Device& device, const MatrixF32& w, QuantScheme scheme,
                                       const QuantParams& params, std::span<const int32_t> outliers,
                                       Accounting* accounting, std::mutex& upload_mutex) {
-  const QuantizedMatrix q = quantize(w, scheme, params, outliers);
+  return upload_quantized(device, quantize(w, scheme, params, outliers), scheme, params, accounting, upload_mutex);
+}
+
+// Uploads an already quantized matrix (quantize() output, or stored in a quantized GGUF).
+std::unique_ptr<Linear> upload_quantized(host::Device& device, const QuantizedMatrix& q, QuantScheme scheme,
+                                         const QuantParams& params, Accounting* accounting, std::mutex& upload_mutex) {
+  const MatrixF32* f = std::get_if<MatrixF32>(&q);
+  const int64_t rows = f ? f->rows : std::visit([](const auto& m) { return int64_t(m.rows); }, q);
+  const int64_t cols = f ? f->cols : std::visit([](const auto& m) { return int64_t(m.cols); }, q);
   std::lock_guard<std::mutex> lock(upload_mutex);
   if (accounting) {
-    accounting->bits += bits_per_weight(q) * double(w.rows * w.cols);
-    accounting->weights += double(w.rows * w.cols);
+    accounting->bits += bits_per_weight(q) * double(rows * cols);
+    accounting->weights += double(rows * cols);
   }
   return make_linear(device, q, scheme, params);
 }
@@ -110,6 +122,24 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
                                                                 : QuantScheme::F16;
   check_fits_device(device.info(), config_, scheme_, side_scheme, options.params, scheme_ == QuantScheme::F32,
                     description_);
+  // A quill-quantized GGUF: upload its stored matrices as they are when they are in this scheme.
+  const auto* stored = dynamic_cast<const QuantizedGgufSource*>(&source);
+  if (stored && !stored->serves(scheme_, options.params, options.quantize_embeddings)) {
+    log_warn("{} is stored as {}: re-quantizing its dequantized weights to {}", description_,
+             scheme_name(stored->scheme()), scheme_name(scheme_));
+    stored = nullptr;
+  }
+  if (!options.static_act_amax.empty() && options.static_act_amax.size() != size_t(config_.n_layers) * 4 + 1)
+    fail(ErrorKind::kInvalidArgument, "static activation ranges: {} values for {} layers (need 4 per layer + 1)",
+         options.static_act_amax.size(), config_.n_layers);
+  // The parameters of one matmul: the model's, with its static activation range when calibrated.
+  auto params_of = [&](int layer, MatmulSite site) {
+    QuantParams p = options.params;
+    if (!options.static_act_amax.empty())
+      p.static_act_amax = options.static_act_amax[site == MatmulSite::kOutput ? size_t(config_.n_layers) * 4
+                                                                              : size_t(layer) * 4 + size_t(site)];
+    return p;
+  };
   Accounting accounting;
   std::mutex upload_mutex;
   ProgressBar progress(fmt::format("loading {} as {}", description_, scheme_name(scheme_)), config_.n_layers + 1);
@@ -123,21 +153,28 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
       layer.attn_norm = upload_floats(device, attn_norm);
       layer.ffn_norm = upload_floats(device, ffn_norm);
     }
-    {
-      const MatrixF32 q = source.matrix(l, MatmulWeight::kQ), k = source.matrix(l, MatmulWeight::kK),
-                      v = source.matrix(l, MatmulWeight::kV);
-      layer.qkv = upload_matrix(device, stack_rows({&q, &k, &v}), scheme_, options.params, outlier_dims_, &accounting,
-                                upload_mutex);
+    if (stored) {
+      for (auto [site, linear] : {std::pair{MatmulSite::kQkv, &layer.qkv}, std::pair{MatmulSite::kWo, &layer.wo},
+                                  std::pair{MatmulSite::kGateUp, &layer.gate_up}, std::pair{MatmulSite::kDown, &layer.down}})
+        *linear = upload_quantized(device, stored->quantized(l, site), scheme_, params_of(l, site), &accounting,
+                                   upload_mutex);
+    } else {
+      {
+        const MatrixF32 q = source.matrix(l, MatmulWeight::kQ), k = source.matrix(l, MatmulWeight::kK),
+                        v = source.matrix(l, MatmulWeight::kV);
+        layer.qkv = upload_matrix(device, stack_rows({&q, &k, &v}), scheme_, params_of(l, MatmulSite::kQkv),
+                                  outlier_dims_, &accounting, upload_mutex);
+      }
+      layer.wo = upload_matrix(device, source.matrix(l, MatmulWeight::kO), scheme_, params_of(l, MatmulSite::kWo), {},
+                               &accounting, upload_mutex);
+      {
+        const MatrixF32 gate = source.matrix(l, MatmulWeight::kGate), up = source.matrix(l, MatmulWeight::kUp);
+        layer.gate_up = upload_matrix(device, stack_rows({&gate, &up}), scheme_, params_of(l, MatmulSite::kGateUp),
+                                      outlier_dims_, &accounting, upload_mutex);
+      }
+      layer.down = upload_matrix(device, source.matrix(l, MatmulWeight::kDown), scheme_,
+                                 params_of(l, MatmulSite::kDown), {}, &accounting, upload_mutex);
     }
-    layer.wo = upload_matrix(device, source.matrix(l, MatmulWeight::kO), scheme_, options.params, {}, &accounting,
-                             upload_mutex);
-    {
-      const MatrixF32 gate = source.matrix(l, MatmulWeight::kGate), up = source.matrix(l, MatmulWeight::kUp);
-      layer.gate_up = upload_matrix(device, stack_rows({&gate, &up}), scheme_, options.params, outlier_dims_,
-                                    &accounting, upload_mutex);
-    }
-    layer.down = upload_matrix(device, source.matrix(l, MatmulWeight::kDown), scheme_, options.params, {}, &accounting,
-                               upload_mutex);
     std::lock_guard<std::mutex> lock(upload_mutex);
     progress.update(++layers_done);
   };
@@ -173,10 +210,16 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
       token_embd_ = host::upload(device, half);
     }
     output_norm_ = upload_floats(device, source.norm(0, NormWeight::kOutput));
-    const MatrixF32 head = config_.tied_output ? embd : source.matrix(0, MatmulWeight::kOutput);
     // The head's own scheme gets its own parameters (f16/f32 take no block or double quant).
-    const QuantParams head_params = side_scheme == scheme_ ? options.params : QuantParams{};
-    output_ = upload_matrix(device, head, side_scheme, head_params, outlier_dims_, nullptr, upload_mutex);
+    const QuantParams head_params =
+        side_scheme == scheme_ ? params_of(config_.n_layers, MatmulSite::kOutput) : QuantParams{};
+    if (stored) {
+      output_ = upload_quantized(device, stored->quantized(config_.n_layers, MatmulSite::kOutput), side_scheme,
+                                 head_params, nullptr, upload_mutex);
+    } else {
+      const MatrixF32 head = config_.tied_output ? embd : source.matrix(0, MatmulWeight::kOutput);
+      output_ = upload_matrix(device, head, side_scheme, head_params, outlier_dims_, nullptr, upload_mutex);
+    }
   }
   progress.update(config_.n_layers + 1);
   progress.finish();
@@ -185,7 +228,10 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
 }
 
 std::shared_ptr<Model> Model::load_gguf(const std::string& path, const ModelOptions& options) {
-  return std::make_shared<Model>(*gguf_weight_source(path), options);
+  const std::unique_ptr<WeightSource> source = open_gguf_weight_source(path);
+  if (const auto* stored = dynamic_cast<const QuantizedGgufSource*>(source.get()))
+    return std::make_shared<Model>(*source, stored->adopt(options));
+  return std::make_shared<Model>(*source, options);
 }
 
 std::shared_ptr<Model> Model::synthetic(const std::string& preset, const ModelOptions& options, uint64_t seed) {

@@ -21,6 +21,9 @@ struct ModelOptions {
   QuantParams params;                     // --block, --double-quant, --int8-threshold
   bool quantize_embeddings = false;       // output head in the scheme too (else fp16, f32 for f32)
   std::vector<int32_t> outlier_dims;      // llm-int8: fp16 weight columns to keep (calibrated)
+  // int8 static activation ranges (calibration, --act-scale): absmax per matmul input in CalibrationStats::site_amax
+  // order, [4 n_layers + 1] = (qkv, wo, gate_up, down) per layer, then the head; empty = per-token scales.
+  std::vector<float> static_act_amax;
   bool profiling = false;                 // event timing on the device queue
 };
 

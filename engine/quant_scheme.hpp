@@ -35,6 +35,10 @@ struct QuantParams {
   // kmeans4: one codebook per row (default: 1.4-4.8x lower MSE than per tensor on gaussian weights with
   // outliers, for +256 bits per row, i.e. +0.0625 bit/weight at 4096 columns) or one per tensor.
   bool kmeans_per_row = true;
+  // int8 with static activation scales (calibration, `--act-scale`): this matmul's fixed per-tensor
+  // activation absmax; the scale is amax / 127 for every token, values beyond it clip to +-127.
+  // 0 = dynamic per-token absmax (the default). Set per matmul by Model from ModelOptions::static_act_amax.
+  float static_act_amax = 0.0f;
 };
 
 // Throws quill::Error(kInvalidArgument) when params do not fit the scheme: block not a power of two

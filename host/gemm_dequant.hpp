@@ -5,6 +5,7 @@
 #pragma once
 
 #include "host/buffer.hpp"
+#include "host/device_info.hpp"
 #include "host/kernel.hpp"
 #include "host/matmul_lut.hpp"
 
@@ -17,6 +18,11 @@ class GemmDequant {
   enum class Format : int { kLut4 = 4, kLut8 = 8, kF16 = 16 };
   // kLut4: arith = int4 (code - 8); kLut8: arith = q8_0 (linear int8 code); scale: the LutWeights' kind.
   GemmDequant(Device& device, Format format, LutScale scale = LutScale::kNone, bool arith = false);
+
+  // Whether the engine uses this GEMM on the device: the tensor-core (inline PTX) path only. The
+  // portable path of gemm_dequant.cl returns intermittently unwritten outputs on PoCL 3.1 (a race
+  // not yet found), so portable devices keep the register-tiled GEMV kernels for prefill.
+  static bool used_on(const DeviceInfo& info) { return info.inline_ptx; }
 
   // Table formats (w laid out as for MatmulLut4 / MatmulLut8).
   void run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event = nullptr);

@@ -110,7 +110,7 @@ TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
   const auto y = yb.read_vector<float>(y0.size());
 
   // Prefill token counts run the tiled GEMM: fp16 tiles (w and x rounded to fp16) on NVIDIA.
-  const bool fp16_gemm = c.n_tok >= host::GemmDequant::min_tokens() && device.info().inline_ptx;
+  const bool fp16_gemm = c.n_tok >= host::GemmDequant::min_tokens() && host::GemmDequant::used_on(device.info());
   const double rel = fp16_gemm ? 2e-3 : 1e-5;
   for (int t = 0; t < c.n_tok; ++t) {
     for (int r = 0; r < c.rows; ++r) {
