@@ -17,15 +17,27 @@
 
 namespace quill {
 
-MatrixF32 stack_rows(std::initializer_list<const MatrixF32*> parts) {
+MatrixF32 stack_rows(std::span<const MatrixF32* const> parts) {
   MatrixF32 out;
-  out.cols = (*parts.begin())->cols;
+  out.cols = parts.front()->cols;
   for (const MatrixF32* p : parts) {
     if (p->cols != out.cols) fail(ErrorKind::kFormat, "cannot fuse matrices with {} and {} columns", out.cols, p->cols);
     out.rows += p->rows;
   }
   out.data.reserve(size_t(out.rows * out.cols));
   for (const MatrixF32* p : parts) out.data.insert(out.data.end(), p->data.begin(), p->data.end());
+  return out;
+}
+
+GgmlBlockMatrix stack_block_rows(std::span<const GgmlBlockMatrix> parts) {
+  GgmlBlockMatrix out = parts.front();
+  for (const GgmlBlockMatrix& p : parts.subspan(1)) {
+    if (p.cols != out.cols || p.scheme != out.scheme)
+      fail(ErrorKind::kFormat, "cannot fuse block matrices with {} and {} columns", out.cols, p.cols);
+    out.rows += p.rows;
+    out.d.insert(out.d.end(), p.d.begin(), p.d.end());
+    out.codes.insert(out.codes.end(), p.codes.begin(), p.codes.end());
+  }
   return out;
 }
 
@@ -145,6 +157,28 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
   ProgressBar progress(fmt::format("loading {} as {}", description_, scheme_name(scheme_)), config_.n_layers + 1);
   int layers_done = 0;
   layers_.resize(size_t(config_.n_layers));
+  // One fused matmul of layer l (its parts stacked by rows): uploaded in the file's own blocks when
+  // they are already the scheme (GGUF Q8_0 for q8_0, Q4_0 for int4), else quantized from fp32.
+  auto upload_site = [&](int l, std::initializer_list<MatmulWeight> parts, MatmulSite site,
+                         std::span<const int32_t> outliers) {
+    std::vector<GgmlBlockMatrix> native;
+    for (MatmulWeight w : parts) {
+      std::optional<GgmlBlockMatrix> blocks = source.native_blocks(l, w, scheme_);
+      if (!blocks) break;
+      native.push_back(std::move(*blocks));
+    }
+    if (native.size() == parts.size()) {
+      ++native_matrices_;
+      return upload_quantized(device, QuantizedMatrix(stack_block_rows(native)), scheme_, params_of(l, site),
+                              &accounting, upload_mutex);
+    }
+    std::vector<MatrixF32> matrices;
+    for (MatmulWeight w : parts) matrices.push_back(source.matrix(l, w));
+    std::vector<const MatrixF32*> pointers;
+    for (const MatrixF32& m : matrices) pointers.push_back(&m);
+    return upload_matrix(device, stack_rows(pointers), scheme_, params_of(l, site), outliers, &accounting,
+                         upload_mutex);
+  };
   auto load_layer = [&](int l) {
     ModelLayer& layer = layers_[size_t(l)];
     const std::vector<float> attn_norm = source.norm(l, NormWeight::kAttn), ffn_norm = source.norm(l, NormWeight::kFfn);
@@ -159,21 +193,11 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
         *linear = upload_quantized(device, stored->quantized(l, site), scheme_, params_of(l, site), &accounting,
                                    upload_mutex);
     } else {
-      {
-        const MatrixF32 q = source.matrix(l, MatmulWeight::kQ), k = source.matrix(l, MatmulWeight::kK),
-                        v = source.matrix(l, MatmulWeight::kV);
-        layer.qkv = upload_matrix(device, stack_rows({&q, &k, &v}), scheme_, params_of(l, MatmulSite::kQkv),
-                                  outlier_dims_, &accounting, upload_mutex);
-      }
-      layer.wo = upload_matrix(device, source.matrix(l, MatmulWeight::kO), scheme_, params_of(l, MatmulSite::kWo), {},
-                               &accounting, upload_mutex);
-      {
-        const MatrixF32 gate = source.matrix(l, MatmulWeight::kGate), up = source.matrix(l, MatmulWeight::kUp);
-        layer.gate_up = upload_matrix(device, stack_rows({&gate, &up}), scheme_, params_of(l, MatmulSite::kGateUp),
-                                      outlier_dims_, &accounting, upload_mutex);
-      }
-      layer.down = upload_matrix(device, source.matrix(l, MatmulWeight::kDown), scheme_,
-                                 params_of(l, MatmulSite::kDown), {}, &accounting, upload_mutex);
+      using W = MatmulWeight;
+      layer.qkv = upload_site(l, {W::kQ, W::kK, W::kV}, MatmulSite::kQkv, outlier_dims_);
+      layer.wo = upload_site(l, {W::kO}, MatmulSite::kWo, {});
+      layer.gate_up = upload_site(l, {W::kGate, W::kUp}, MatmulSite::kGateUp, outlier_dims_);
+      layer.down = upload_site(l, {W::kDown}, MatmulSite::kDown, {});
     }
     std::lock_guard<std::mutex> lock(upload_mutex);
     progress.update(++layers_done);

@@ -2,8 +2,10 @@
 // embedding, and every matmul as a Linear in the chosen scheme. Shared by sessions (shared_ptr).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -59,6 +61,8 @@ class Model {
   uint64_t weight_bytes() const;         // device bytes of every matmul weight (what decode reads)
   double bits_per_weight() const;        // of the seven per-layer matmuls
   double load_seconds() const { return load_seconds_; }
+  // Fused matmuls uploaded in the file's own blocks (GGUF Q8_0 / Q4_0 loaded as q8_0 / int4).
+  int native_matrices() const { return native_matrices_; }
 
  private:
   std::unique_ptr<host::Device> device_;
@@ -74,9 +78,14 @@ class Model {
   std::vector<int32_t> outlier_dims_;
   double bits_ = 0;
   double load_seconds_ = 0;
+  std::atomic<int> native_matrices_{0};
 };
 
-// The matrix of rows of a then b (same cols): fuses QKV and gate/up into one matmul each.
-MatrixF32 stack_rows(std::initializer_list<const MatrixF32*> parts);
+// The rows of each part in turn (same cols): fuses QKV and gate/up into one matmul each.
+MatrixF32 stack_rows(std::span<const MatrixF32* const> parts);
+inline MatrixF32 stack_rows(std::initializer_list<const MatrixF32*> parts) {
+  return stack_rows(std::span<const MatrixF32* const>(parts.begin(), parts.size()));
+}
+GgmlBlockMatrix stack_block_rows(std::span<const GgmlBlockMatrix> parts);
 
 }  // namespace quill

@@ -19,34 +19,14 @@ class GgufWeightSource final : public WeightSource {
   std::string description() const override { return path_; }
   Tokenizer tokenizer() const override { return Tokenizer::from_gguf(file_); }
 
-  MatrixF32 matrix(int layer, MatmulWeight which) const override {
-    switch (which) {
-      case MatmulWeight::kTokenEmbd:
-        return dequantize_matrix(*tensors_.token_embd);
-      case MatmulWeight::kOutput:
-        return dequantize_matrix(*tensors_.output);
-      default:
-        break;
-    }
-    const LlamaLayerTensors& t = tensors_.layers.at(size_t(layer));
-    switch (which) {
-      case MatmulWeight::kQ:
-        return dequantize_matrix(*t.wq);
-      case MatmulWeight::kK:
-        return dequantize_matrix(*t.wk);
-      case MatmulWeight::kV:
-        return dequantize_matrix(*t.wv);
-      case MatmulWeight::kO:
-        return dequantize_matrix(*t.wo);
-      case MatmulWeight::kGate:
-        return dequantize_matrix(*t.w_gate);
-      case MatmulWeight::kUp:
-        return dequantize_matrix(*t.w_up);
-      case MatmulWeight::kDown:
-        return dequantize_matrix(*t.w_down);
-      default:
-        fail(ErrorKind::kInternal, "unexpected matrix kind");
-    }
+  MatrixF32 matrix(int layer, MatmulWeight which) const override { return dequantize_matrix(tensor(layer, which)); }
+
+  std::optional<GgmlBlockMatrix> native_blocks(int layer, MatmulWeight which, QuantScheme scheme) const override {
+    const GgufTensor& t = tensor(layer, which);
+    const bool same = (scheme == QuantScheme::Q8_0 && t.type == GgmlType::Q8_0) ||
+                      (scheme == QuantScheme::Int4 && t.type == GgmlType::Q4_0);
+    if (!same) return std::nullopt;
+    return from_gguf_blocks(t.type, t.bytes(), t.rows(), t.cols());
   }
 
   std::vector<float> norm(int layer, NormWeight which) const override {
@@ -62,6 +42,30 @@ class GgufWeightSource final : public WeightSource {
   }
 
  private:
+  const GgufTensor& tensor(int layer, MatmulWeight which) const {
+    if (which == MatmulWeight::kTokenEmbd) return *tensors_.token_embd;
+    if (which == MatmulWeight::kOutput) return *tensors_.output;
+    const LlamaLayerTensors& t = tensors_.layers.at(size_t(layer));
+    switch (which) {
+      case MatmulWeight::kQ:
+        return *t.wq;
+      case MatmulWeight::kK:
+        return *t.wk;
+      case MatmulWeight::kV:
+        return *t.wv;
+      case MatmulWeight::kO:
+        return *t.wo;
+      case MatmulWeight::kGate:
+        return *t.w_gate;
+      case MatmulWeight::kUp:
+        return *t.w_up;
+      case MatmulWeight::kDown:
+        return *t.w_down;
+      default:
+        fail(ErrorKind::kInternal, "unexpected matrix kind");
+    }
+  }
+
   GgufFile file_;
   LlamaTensors tensors_;
   std::string path_;

@@ -3,12 +3,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/gguf.hpp"
 #include "engine/llama_config.hpp"
 #include "engine/llama_weights.hpp"
+#include "engine/quantize_ggml.hpp"
 #include "engine/synthetic_model.hpp"
 #include "engine/tokenizer.hpp"
 
@@ -23,6 +25,11 @@ class WeightSource {
   virtual MatrixF32 matrix(int layer, MatmulWeight which) const = 0;
   virtual std::vector<float> norm(int layer, NormWeight which) const = 0;
   virtual Tokenizer tokenizer() const = 0;
+  // The matrix in its stored GGUF block format when that is exactly `scheme` (Q8_0 for q8_0, Q4_0 for
+  // int4), so it is uploaded as stored instead of dequantized and quantized again; nullopt otherwise.
+  virtual std::optional<GgmlBlockMatrix> native_blocks(int layer, MatmulWeight which, QuantScheme scheme) const {
+    return std::nullopt;
+  }
   // Outlier feature dimensions known up front (planted in synthetic models); empty otherwise.
   virtual std::vector<int32_t> known_outlier_dims() const { return {}; }
 };
