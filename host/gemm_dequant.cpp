@@ -3,6 +3,7 @@
 
 #include <bit>
 #include <cstdlib>
+#include <string_view>
 
 #include "engine/error.hpp"
 #include "host/device.hpp"
@@ -22,6 +23,11 @@ void launch(Device& device, Kernel& k, int rows, int n_tok, Event* event) {
 }
 
 }  // namespace
+
+bool GemmDequant::used_on(const DeviceInfo& info) {
+  const char* opt_in = std::getenv("QUILL_GEMM_DEQUANT");
+  return supported_on(info) && opt_in && std::string_view(opt_in) == "1";
+}
 
 int GemmDequant::min_tokens() {
   const char* v = std::getenv("QUILL_GEMM_MIN_TOKENS");

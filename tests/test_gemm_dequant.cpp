@@ -40,7 +40,7 @@ class GemmDequantTest : public ::testing::TestWithParam<GemmCase> {};
 TEST_P(GemmDequantTest, MatchesFp64ReferenceOverDequantized) {
   const GemmCase c = GetParam();
   host::Device& device = test::test_device();
-  if (!host::GemmDequant::used_on(device.info()))
+  if (!host::GemmDequant::supported_on(device.info()))
     GTEST_SKIP() << "the dequant GEMM runs on the inline-PTX path only (see host/gemm_dequant.hpp)";
   ASSERT_GE(c.n_tok, host::GemmDequant::min_tokens());
   std::mt19937_64 rng(test::test_seed() + uint64_t(c.rows) * 131 + uint64_t(c.cols) * 7 + c.n_tok);
