@@ -96,6 +96,10 @@ LlamaTensors find_llama_tensors(const GgufFile& f) {
   t.token_embd = expect(f, "token_embd.weight", {dim, c.vocab_size});
   t.output_norm = expect(f, "output_norm.weight", {dim});
   t.output = c.tied_output ? t.token_embd : expect(f, "output.weight", {dim, c.vocab_size});
+  // Each block has 9 tensors: a block_count the file cannot hold is refused before anything is sized by it.
+  if (uint64_t(c.n_layers) * 9 > f.tensors().size())
+    fail(ErrorKind::kFormat, "{}: llama.block_count = {} needs {} layer tensors but the file has {} tensors", f.path(),
+         c.n_layers, uint64_t(c.n_layers) * 9, f.tensors().size());
   t.layers.resize(size_t(c.n_layers));
   for (int l = 0; l < c.n_layers; ++l) {
     LlamaLayerTensors& L = t.layers[size_t(l)];
