@@ -214,7 +214,7 @@ inline std::vector<HostileCase> hostile_cases() {
         [&](auto& b) { poke<uint32_t>(b, L.value_at("llama.embedding_length"), 32); });
   patch("head_count 3", "not a multiple of head_count",
         [&](auto& b) { poke<uint32_t>(b, L.value_at("llama.attention.head_count"), 3); });
-  patch("block_count 1000", "missing tensor 'blk.1.", [&](auto& b) { poke<uint32_t>(b, L.value_at("llama.block_count"), 1000); });
+  patch("block_count 1000", "llama.block_count = 1000 needs 9000 layer tensors", [&](auto& b) { poke<uint32_t>(b, L.value_at("llama.block_count"), 1000); });
   patch("block_count 2^31", "int32", [&](auto& b) { poke<uint32_t>(b, L.value_at("llama.block_count"), 1u << 31); });
   patch("context_length 0", "must be positive",
         [&](auto& b) { poke<uint32_t>(b, L.value_at("llama.context_length"), 0); });
