@@ -49,6 +49,30 @@ inline float lane_group_sum(float v, __local float* scratch) {
 #endif
 }
 
+// Integer version of lane_group_sum (exact int32 sums for the int8 kernels). scratch: __local int[local size].
+inline int lane_group_isum(int v, __local int* scratch) {
+#if QUILL_PTX
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    int other;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(other) : "r"(v), "r"(offset));
+    v += other;
+  }
+  return v;
+#else
+  const int lid = get_local_id(0);
+  const int lane = lid & (QUILL_LANES - 1);
+  scratch[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int offset = QUILL_LANES / 2; offset > 0; offset >>= 1) {
+    if (lane < offset) scratch[lid] += scratch[lid + offset];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const int total = scratch[lid - lane];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return total;
+#endif
+}
+
 // Sum of v over the whole (1-D) work-group; scratch: __local float[local size]. All must call.
 inline float work_group_sum(float v, __local float* scratch) {
   const int lid = get_local_id(0);

@@ -47,29 +47,6 @@ inline int dot4(uint a, uint b, int c) {
 #endif
 }
 
-// Integer sum over each group of 32 consecutive work-items; all must call. scratch: __local int[local size].
-inline int lane_group_isum(int v, __local int* scratch) {
-#if QUILL_PTX
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    int other;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(other) : "r"(v), "r"(offset));
-    v += other;
-  }
-  return v;
-#else
-  const int lid = get_local_id(0);
-  const int lane = lid & (QUILL_LANES - 1);
-  scratch[lid] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int offset = QUILL_LANES / 2; offset > 0; offset >>= 1) {
-    if (lane < offset) scratch[lid] += scratch[lid + offset];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  const int total = scratch[lid - lane];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return total;
-#endif
-}
 
 // A[i,j] * W16[k,j] for the outlier column j.
 inline float outlier_term(int i, int k, int j, __global const float* X, int cols, __global const int* slot,

@@ -70,29 +70,6 @@ inline int fz_dot16(uint4 a, uint4 b, int c) {
   return fz_dot4(a.w, b.w, fz_dot4(a.z, b.z, fz_dot4(a.y, b.y, fz_dot4(a.x, b.x, c))));
 }
 
-// Sum over each group of 32 consecutive work-items (all must call). scratch: __local int[FWG].
-inline int fz_lane_isum(int v, __local int* scratch) {
-#if QUILL_PTX
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    int other;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(other) : "r"(v), "r"(offset));
-    v += other;
-  }
-  return v;
-#else
-  const int lid = get_local_id(0);
-  const int lane = lid & (QUILL_LANES - 1);
-  scratch[lid] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int offset = QUILL_LANES / 2; offset > 0; offset >>= 1) {
-    if (lane < offset) scratch[lid] += scratch[lid + offset];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  const int total = scratch[lid - lane];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return total;
-#endif
-}
 
 // Exclusive prefix sum of v over the work-group; *total gets the sum. scratch: __local int[FWG]. All call.
 inline int fz_wg_exclusive_scan(int v, __local int* scratch, int* total) {
@@ -464,7 +441,7 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
           int mine_acc = 0;
 #pragma unroll
           for (int u = 0; u < FMAX_TOK; ++u) mine_acc = u == t ? acc[r][u] : mine_acc;
-          const int c32 = fz_lane_isum(mine_acc, iscr);
+          const int c32 = lane_group_isum(mine_acc, iscr);
           const int row = r0 + r;
           float part = 0.0f;
           if (valid && row < rows && ocount > 0) {
