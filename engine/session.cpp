@@ -56,11 +56,14 @@ void Session::eval(std::span<const int32_t> tokens, bool all_logits) {
     fail(ErrorKind::kContextFull, "context full: {} tokens in context + {} new > n_ctx {}", pos_, tokens.size(), n_ctx_);
   logits_.assign(all_logits ? tokens.size() * size_t(c.vocab_size) : size_t(c.vocab_size), 0.0f);
   const uint64_t launches_before = device_.launch_count();
+  // Each batch's token upload is asynchronous and reads from this staging copy, so it must not change
+  // until the eval's final blocking read (a later batch overwriting it raced with a backed-up queue).
+  token_staging_.assign(tokens.begin(), tokens.end());
   for (size_t start = 0; start < tokens.size(); start += size_t(options_.max_batch)) {
     const int n = int(std::min(tokens.size() - start, size_t(options_.max_batch)));
     const bool last_batch = start + size_t(n) == tokens.size();
     float* out = all_logits ? logits_.data() + start * size_t(c.vocab_size) : (last_batch ? logits_.data() : nullptr);
-    run_batch(tokens.data() + start, n, all_logits, out);
+    run_batch(token_staging_.data() + start, n, all_logits, out);
   }
   if (tokens.size() == 1) last_launches_ = device_.launch_count() - launches_before;
 }
@@ -69,8 +72,7 @@ void Session::run_batch(const int32_t* tokens, int n, bool all_logits, float* lo
   const LlamaConfig& c = model_->config();
   ensure_scratch(n);
   const int q_dim = c.n_heads * c.head_dim();
-  token_staging_.assign(tokens, tokens + n);
-  tokens_.write_async(token_staging_.data(), size_t(n) * sizeof(int32_t));
+  tokens_.write_async(tokens, size_t(n) * sizeof(int32_t));  // tokens: token_staging_, stable until eval returns
   kernels_.embed(tokens_, model_->token_embd(), x_, n, c.dim);
   using Kind = InputTransform::Kind;
   for (int l = 0; l < c.n_layers; ++l) {

@@ -54,7 +54,7 @@ class Session {
   int scratch_tokens_ = 0;
   host::Buffer tokens_, x_, qkv_, q_, att_, gate_up_, last_, logits_buf_;
   host::Buffer decode_partial_, decode_done_;  // attention_decode scratch
-  std::vector<int32_t> token_staging_;
+  std::vector<int32_t> token_staging_;  // this eval's tokens, read by the asynchronous uploads
   std::vector<float> logits_;
   uint64_t last_launches_ = 0;
 };
