@@ -1,10 +1,9 @@
 // The table-lookup Linears: nf4 / fp4 / dyn8 (bitsandbytes blockwise, optional double quant), int4 /
 // q8_0 (GGUF Q4_0 / Q8_0) and kmeans4, all through host/matmul_lut (one 4-bit and one 8-bit kernel;
 // the format is the table, the scale kind and the block size). Repacked at upload:
-//  - codes in tiles of 32 uint4 (512 bytes, one coalesced warp read) per 1024 (4-bit) / 512 (8-bit)
-//    columns, each uint4 holding 4-column groups 128 columns apart so that the lanes' x reads are
-//    coalesced too (repack_tiles); every source nibble order (bitsandbytes / Q4_0-SoA / k-means:
-//    element 2i high) becomes this one order; a row is padded to whole tiles (code 0, x masked);
+//  - codes of a row in column order, 4-bit column i of each 32-bit word in bits 4 i (repack_rows):
+//    every source nibble order (bitsandbytes / Q4_0-SoA / k-means: element 2i high) becomes this one;
+//    a row is padded to whole warp tiles of 32 uint4 (code 0; the kernels mask x there);
 //  - scales apart (structure of arrays): bitsandbytes absmax fp32 as stored; double quant kept as
 //    uint8 codes + fp32 absmax2 + offset and decoded in the kernel; GGUF d fp16 as stored;
 //  - tables fp32: the NF4 / FP4 / DYN8 constants, q - 8 for int4, the k-means fp16 codebooks widened.
@@ -24,32 +23,19 @@
 namespace quill {
 namespace {
 
-// Columns per tile of 32 uint4 (one warp-wide 512-byte read): 1024 4-bit or 512 8-bit codes.
-int64_t tile_cols(int bits) { return bits == 4 ? 1024 : 512; }
-
 // Repacks row-major codes [rows, padded_cols] (4-bit: element 2i in the HIGH nibble; 8-bit: one byte
-// each) into the kernels' tiles: column c = 1024 t + 128 g + 4 l + i (4-bit) lands in uint4 l of tile
-// t, word g / 2, bits 16 (g & 1) + 4 i; column c = 512 t + 128 g + 4 l + i (8-bit) in uint4 l of
-// tile t, word g, byte i. Columns past padded_cols (tile padding) are code 0 (x is masked there).
-std::vector<uint8_t> repack_tiles(const std::vector<uint8_t>& codes, int64_t rows, int64_t padded_cols, int bits,
-                                  int64_t& row_bytes) {
-  const int64_t tc = tile_cols(bits);
-  row_bytes = (padded_cols + tc - 1) / tc * 512;
+// each) into the kernel layout (kernels/matmul_lut.cl): columns in order, 4-bit column c in the low
+// nibble of byte c / 2 when c is even (bits 4 (c % 8) of 32-bit word c / 8), rows padded with code 0
+// to row_bytes = a whole number of warp tiles (32 uint4 = 512 bytes).
+std::vector<uint8_t> repack_rows(const std::vector<uint8_t>& codes, int64_t rows, int64_t padded_cols, int bits,
+                                 int64_t& row_bytes) {
   const int64_t src_row = padded_cols * bits / 8;
+  row_bytes = (src_row + 511) / 512 * 512;
   std::vector<uint8_t> out(size_t(rows * row_bytes), 0);
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* src = codes.data() + r * src_row;
     uint8_t* dst = out.data() + r * row_bytes;
-    for (int64_t c = 0; c < padded_cols; ++c) {
-      const int64_t t = c / tc, rem = c % tc, g = rem / 128, l = (rem % 128) / 4, i = rem % 4;
-      if (bits == 4) {
-        const uint8_t q = (c & 1) ? (src[c / 2] & 15) : (src[c / 2] >> 4);
-        const int64_t nib = 4 * (g & 1) + i;  // nibble within word g / 2
-        dst[(t * 32 + l) * 16 + (g / 2) * 4 + nib / 2] |= uint8_t(q << (4 * (nib & 1)));
-      } else {
-        dst[(t * 32 + l) * 16 + g * 4 + i] = src[c];
-      }
-    }
+    for (int64_t b = 0; b < src_row; ++b) dst[b] = bits == 4 ? uint8_t((src[b] >> 4) | (src[b] << 4)) : src[b];
   }
   return out;
 }
@@ -92,7 +78,7 @@ class LinearLut final : public Linear {
       fail(ErrorKind::kInvalidArgument, "{} linear: inconsistent matrix {}x{} (padded {}, {} code bytes)",
            scheme_name(scheme), rows, cols, p.padded_cols, p.codes.size());
     int64_t row_bytes = 0;
-    const std::vector<uint8_t> tiles = repack_tiles(p.codes, rows, p.padded_cols, p.bits, row_bytes);
+    const std::vector<uint8_t> tiles = repack_rows(p.codes, rows, p.padded_cols, p.bits, row_bytes);
     codes_ = host::upload(device, tiles);
     bytes_ = tiles.size();
     w_.rows = int(rows);
@@ -121,10 +107,7 @@ class LinearLut final : public Linear {
       w_.dq_lut = &dq_lut_;
       w_.dq_offset = p.dq_offset;
     }
-    if (p.bits == 4)
-      lut4_.emplace(device, p.scale, p.arith);
-    else
-      lut8_.emplace(device, p.scale, p.linear);
+    lut_kernel_.emplace(device, p.bits, p.scale, p.bits == 4 ? p.arith : p.linear);
     if (host::GemmDequant::used_on(device.info()))
       gemm_.emplace(device, p.bits == 4 ? host::GemmDequant::Format::kLut4 : host::GemmDequant::Format::kLut8,
                     p.scale, p.bits == 4 ? p.arith : p.linear);
@@ -144,10 +127,8 @@ class LinearLut final : public Linear {
     const host::FusedInput input = fused_input(transform);
     if (gemm_ && n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone)  // prefill: the tiled GEMM
       gemm_->run(w_, x, y, n_tok, accumulate);
-    else if (lut4_)
-      lut4_->run(w_, x, y, n_tok, accumulate, nullptr, input);
     else
-      lut8_->run(w_, x, y, n_tok, accumulate, nullptr, input);
+      lut_kernel_->run(w_, x, y, n_tok, accumulate, nullptr, input);
   }
   uint64_t weight_bytes() const override { return bytes_; }
 
@@ -159,8 +140,7 @@ class LinearLut final : public Linear {
   host::Buffer dq_lut_;   // [256] f32
   host::LutWeights w_;
   uint64_t bytes_ = 0;
-  std::optional<host::MatmulLut4> lut4_;
-  std::optional<host::MatmulLut8> lut8_;
+  std::optional<host::MatmulLut> lut_kernel_;  // GEMV and small-batch GEMM
   std::optional<host::GemmDequant> gemm_;
   int gemm_min_tokens_ = host::GemmDequant::min_tokens();
 };

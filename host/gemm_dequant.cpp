@@ -26,7 +26,7 @@ void launch(Device& device, Kernel& k, int rows, int n_tok, Event* event) {
 
 bool GemmDequant::used_on(const DeviceInfo& info) {
   const char* opt_in = std::getenv("QUILL_GEMM_DEQUANT");
-  return supported_on(info) && opt_in && std::string_view(opt_in) == "1";
+  return supported_on(info) && !(opt_in && std::string_view(opt_in) == "0");
 }
 
 int GemmDequant::min_tokens() {

@@ -20,12 +20,12 @@ class GemmDequant {
   GemmDequant(Device& device, Format format, LutScale scale = LutScale::kNone, bool arith = false);
 
   // The kernel runs on the tensor-core (inline PTX) path only: the portable path of gemm_dequant.cl
-  // returns intermittently unwritten outputs on PoCL 3.1 (a race not yet found).
+  // returned intermittently unwritten outputs on PoCL 3.1 (not re-checked since the loop's
+  // conditional prefetch was made unconditional), and is not faster than the GEMV tile kernel there.
   static bool supported_on(const DeviceInfo& info) { return info.inline_ptx; }
-  // Whether the engine uses it for prefill: not by default ($QUILL_GEMM_DEQUANT=1 opts in). Its own
-  // tests pass on the H100, but perplexity through it gives NaN for nf4 / int4 / dyn8 on the H100
-  // (tests/test_perplexity.cpp, ctx 64, synthetic tiny): the same unfound bug, so prefill keeps the
-  // register-tiled GEMV kernels until it is fixed.
+  // Whether the engine uses it for prefill: wherever supported, unless $QUILL_GEMM_DEQUANT=0.
+  // (It was opt-in until 2026-11-23: padded columns past the row end read other rows' scales, NaN
+  // in fp16 for the last row; now stored as 0.)
   static bool used_on(const DeviceInfo& info);
 
   // Table formats (w laid out as for MatmulLut4 / MatmulLut8).

@@ -1,4 +1,4 @@
-// Launchers for kernels/matmul_lut4.cl and kernels/matmul_lut8.cl (see matmul_lut.hpp).
+// Launcher for kernels/matmul_lut.cl (see matmul_lut.hpp).
 #include "host/matmul_lut.hpp"
 
 #include <bit>
@@ -17,20 +17,19 @@ int env_int(const char* name, int fallback) {
   return v && *v ? std::atoi(v) : fallback;
 }
 
-std::string build_options(const GemvTuning& tn, LutScale scale, int tok_tile, bool linear, bool arith,
-                          int input_kind) {
-  return fmt::format("-DWG_SIZE={} -DROWS_PER_WARP={} -DTOK_TILE={} -DSCALE_KIND={} -DLUT_LINEAR={} -DLUT_ARITH={} "
-                     "-DINPUT_KIND={}",
-                     tn.work_group, tn.rows_per_warp, tok_tile, int(scale), linear ? 1 : 0, arith ? 1 : 0,
-                     input_kind);
+std::string build_options(const GemvTuning& tn, int bits, LutScale scale, int tok_tile, bool arith, int input_kind) {
+  return fmt::format("-DLUT_BITS={} -DWG_SIZE={} -DROWS_PER_WARP={} -DTOK_TILE={} -DSCALE_KIND={} -DLUT_LINEAR={} "
+                     "-DLUT_ARITH={} -DINPUT_KIND={}",
+                     bits, tn.work_group, tn.rows_per_warp, tok_tile, int(scale), bits == 8 && arith ? 1 : 0,
+                     bits == 4 && arith ? 1 : 0, input_kind);
 }
 
 const Buffer& or_dummy(const Buffer* b, const Buffer& dummy) { return b && !b->empty() ? *b : dummy; }
 
-// Checks shapes and buffer sizes; returns block_shift = log2(block). codes_per_word: 32 or 16.
+// Checks shapes and buffer sizes; returns block_shift = log2(block). codes_per_uint4: 32 or 16.
 int check(const char* name, const LutWeights& w, LutScale scale, const Buffer& x, const Buffer& y, int n_tok,
-          int codes_per_word, bool needs_lut, int lut_entries, const FusedInput& input) {
-  const int tile_cols = codes_per_word * kLanes;  // columns per 32 uint4
+          int codes_per_uint4, bool needs_lut, int lut_entries, const FusedInput& input) {
+  const int tile_cols = codes_per_uint4 * kLanes;  // columns per 32 uint4
   if (w.rows <= 0 || w.cols <= 0 || n_tok <= 0)
     fail(ErrorKind::kInternal, "{}: bad shape rows={} cols={} n_tok={}", name, w.rows, w.cols, n_tok);
   if (w.scale != scale) fail(ErrorKind::kInternal, "{}: weights' scale kind differs from the launcher's", name);
@@ -45,7 +44,7 @@ int check(const char* name, const LutWeights& w, LutScale scale, const Buffer& x
   }
   int block_shift = 0;
   if (scale != LutScale::kNone) {
-    if (w.block < codes_per_word || !std::has_single_bit(unsigned(w.block)) ||
+    if (w.block < codes_per_uint4 || !std::has_single_bit(unsigned(w.block)) ||
         int64_t(w.blocks_per_row) * w.block < w.cols)
       fail(ErrorKind::kInternal, "{}: bad block {} (blocks_per_row {})", name, w.block, w.blocks_per_row);
     block_shift = std::countr_zero(unsigned(w.block));
@@ -86,61 +85,35 @@ GemvTuning GemvTuning::current() {
   return t;
 }
 
-MatmulLut4::MatmulLut4(Device& device, LutScale scale, bool arith)
-    : device_(device), scale_(scale), arith_(arith), tuning_(GemvTuning::current()), dummy_(device, 1024) {
+MatmulLut::MatmulLut(Device& device, int bits, LutScale scale, bool arith)
+    : device_(device), bits_(bits), scale_(scale), arith_(arith), tuning_(GemvTuning::current()), dummy_(device, 1024) {
+  if (bits != 4 && bits != 8) fail(ErrorKind::kInternal, "matmul_lut: {}-bit codes (4 or 8 only)", bits);
   kernel(1, 0);  // build the GEMV program now (errors surface at upload, not mid-forward)
 }
 
-Kernel& MatmulLut4::kernel(int tok_tile, int input_kind) {
+Kernel& MatmulLut::kernel(int tok_tile, int input_kind) {
   auto it = kernels_.find({tok_tile, input_kind});
   if (it == kernels_.end())
     it = kernels_
              .emplace(std::pair(tok_tile, input_kind),
-                      Kernel(device_.program("matmul_lut4.cl",
-                                             build_options(tuning_, scale_, tok_tile, false, arith_, input_kind)),
-                             "matmul_lut4"))
+                      Kernel(device_.program("matmul_lut.cl",
+                                             build_options(tuning_, bits_, scale_, tok_tile, arith_, input_kind)),
+                             "matmul_lut"))
              .first;
   return it->second;
 }
 
-void MatmulLut4::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event,
-                     const FusedInput& input) {
-  const int block_shift = check("matmul_lut4", w, scale_, x, y, n_tok, 32, true, 16, input);
+void MatmulLut::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event,
+                    const FusedInput& input) {
+  const bool table = !arith_;
+  const int block_shift =
+      check("matmul_lut", w, scale_, x, y, n_tok, bits_ == 4 ? 32 : 16, table, bits_ == 4 ? 16 : 256, input);
   const int tile = tok_tile_for(n_tok);
   Kernel& k = kernel(tile, input.kind);
-  k.args(*w.codes, int32_t(w.row_words), *w.lut, int32_t(w.lut_stride), or_dummy(w.scales, dummy_),
-         or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset, int32_t(w.blocks_per_row),
-         int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok), int32_t(accumulate ? 1 : 0),
-         or_dummy(input.norm_w, dummy_), input.eps);
-  launch(device_, k, tuning_, tile, w, n_tok, event);
-}
-
-MatmulLut8::MatmulLut8(Device& device, LutScale scale, bool linear)
-    : device_(device), scale_(scale), linear_(linear), tuning_(GemvTuning::current()), dummy_(device, 1024) {
-  kernel(1, 0);
-}
-
-Kernel& MatmulLut8::kernel(int tok_tile, int input_kind) {
-  auto it = kernels_.find({tok_tile, input_kind});
-  if (it == kernels_.end())
-    it = kernels_
-             .emplace(std::pair(tok_tile, input_kind),
-                      Kernel(device_.program("matmul_lut8.cl",
-                                             build_options(tuning_, scale_, tok_tile, linear_, false, input_kind)),
-                             "matmul_lut8"))
-             .first;
-  return it->second;
-}
-
-void MatmulLut8::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event,
-                     const FusedInput& input) {
-  const int block_shift = check("matmul_lut8", w, scale_, x, y, n_tok, 16, !linear_, 256, input);
-  const int tile = tok_tile_for(n_tok);
-  Kernel& k = kernel(tile, input.kind);
-  k.args(*w.codes, int32_t(w.row_words), or_dummy(w.lut, dummy_), or_dummy(w.scales, dummy_),
-         or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset, int32_t(w.blocks_per_row),
-         int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok), int32_t(accumulate ? 1 : 0),
-         or_dummy(input.norm_w, dummy_), input.eps);
+  k.args(*w.codes, int32_t(w.row_words), or_dummy(w.lut, dummy_), int32_t(bits_ == 4 ? w.lut_stride : 0),
+         or_dummy(w.scales, dummy_), or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset,
+         int32_t(w.blocks_per_row), int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok),
+         int32_t(accumulate ? 1 : 0), or_dummy(input.norm_w, dummy_), input.eps);
   launch(device_, k, tuning_, tile, w, n_tok, event);
 }
 

@@ -1,5 +1,5 @@
-// Launchers for the table-lookup matmuls: kernels/matmul_lut4.cl (4-bit codes: nf4, fp4, int4,
-// k-means) and kernels/matmul_lut8.cl (8-bit codes: dyn8, q8_0). y[n_tok, rows] (+)= x[n_tok, cols]
+// Launcher for the table-lookup matmul kernels/matmul_lut.cl (4-bit codes: nf4, fp4, int4, k-means;
+// 8-bit codes: dyn8, q8_0). y[n_tok, rows] (+)= x[n_tok, cols]
 // . W^T with W decoded in the kernel, optionally with the input transform (RMSNorm / SwiGLU) fused
 // into the input load. Programs per (tokens per pass, input transform) are built on first use: one
 // token per pass for n_tok = 1, kLutGemmTile otherwise (the register-tiled fallback GEMM).
@@ -46,14 +46,14 @@ enum class LutScale : int {
 // A lookup-table weight matrix as it lies on the device (buffers owned by the caller).
 struct LutWeights {
   int rows = 0, cols = 0;
-  // [rows, row_words] uint4 in tiles of 32 uint4 = 1024 (4-bit) or 512 (8-bit) columns; uint4 l of a
-  // tile holds the 4-column groups at tile columns 128 g + 4 l (layout: kernels/matmul_lut4.cl, lut8.cl)
+  // [rows, row_words] uint4: uint4 u of a row holds columns 32 u .. 32 u + 31 (4-bit) or 16 u .. 16 u + 15
+  // (8-bit) in order, column i of a 32-bit word in its bits 4 i (4-bit) / byte i (layout: matmul_lut.cl)
   const Buffer* codes = nullptr;
-  int row_words = 0;              // uint4 per row: a multiple of 32, >= 32 * ceil(cols / tile columns)
+  int row_words = 0;              // uint4 per row: a multiple of 32 (whole warp tiles), >= ceil(cols / codes per uint4)
   const Buffer* lut = nullptr;    // 4-bit: [16] or [rows, 16] f32; 8-bit: [256] f32 (unused when linear)
   int lut_stride = 0;             // 4-bit only: 0 (one table) or 16 (a table per row)
   LutScale scale = LutScale::kNone;
-  int block = 32;                 // columns per scale block: a power of two >= 16
+  int block = 32;                 // columns per scale block: a power of two >= 32 (one block per uint4)
   int blocks_per_row = 0;         // row stride of the scale array
   const Buffer* scales = nullptr;  // [rows, blocks_per_row] f32 | f16 | uint8 codes (kDoubleQuant)
   const Buffer* absmax2 = nullptr; // kDoubleQuant: [ceil(rows * blocks_per_row / 256)] f32
@@ -69,38 +69,24 @@ inline constexpr int kMaxFusedTokens = 8;  // the GEMV kernels fuse input transf
 // (docs/PERFORMANCE.md). SwiGLU fusion is always on (it wins).
 bool fuse_rmsnorm_enabled();
 
-class MatmulLut4 {
+class MatmulLut {
  public:
-  // arith: the table is code - 8 (int4 / Q4_0), decoded arithmetically (w.lut still checked).
-  MatmulLut4(Device& device, LutScale scale, bool arith = false);
+  // bits: 4 or 8. arith: the value is the code itself, decoded arithmetically, no table — 4-bit:
+  // code - 8 (int4 / Q4_0); 8-bit: the signed byte (q8_0). Otherwise the code indexes w.lut.
+  MatmulLut(Device& device, int bits, LutScale scale, bool arith = false);
   void run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event = nullptr,
            const FusedInput& input = {});
+  int bits() const { return bits_; }
 
  private:
   Kernel& kernel(int tok_tile, int input_kind);
   Device& device_;
+  int bits_;
   LutScale scale_;
   bool arith_;
   GemvTuning tuning_;
   std::map<std::pair<int, int>, Kernel> kernels_;  // (tok_tile, input kind)
   Buffer dummy_;  // bound to the arguments a scale kind does not use
-};
-
-class MatmulLut8 {
- public:
-  // linear: the code is the int8 value itself (q8_0); otherwise it indexes w.lut (dyn8).
-  MatmulLut8(Device& device, LutScale scale, bool linear);
-  void run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event = nullptr,
-           const FusedInput& input = {});
-
- private:
-  Kernel& kernel(int tok_tile, int input_kind);
-  Device& device_;
-  LutScale scale_;
-  bool linear_;
-  GemvTuning tuning_;
-  std::map<std::pair<int, int>, Kernel> kernels_;
-  Buffer dummy_;
 };
 
 }  // namespace quill::host

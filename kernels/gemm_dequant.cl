@@ -1,12 +1,11 @@
 // gemm_dequant.cl: prefill GEMM y[n_tok, rows] (+)= x[n_tok, cols] . W^T for the weight-only formats,
 // W decoded tile by tile from its packed codes into local memory (never a dequantized copy), with the
 // GEMV's decoders and scales (lut_common.cl). The format is a build parameter:
-//   WFMT 4: 4-bit codes (nf4 / fp4 / kmeans4 through the table, int4 with LUT_ARITH), matmul_lut4 layout
-//   WFMT 8: 8-bit codes (dyn8 through the table, q8_0 with LUT_LINEAR), matmul_lut8 layout
+//   WFMT 4: 4-bit codes (nf4 / fp4 / kmeans4 through the table, int4 with LUT_ARITH), matmul_lut layout
+//   WFMT 8: 8-bit codes (dyn8 through the table, q8_0 with LUT_LINEAR), matmul_lut layout
 //   WFMT 16: fp16 rows [rows, w_stride] (w_stride % 8 == 0)
 // Work-group: 128 work-items, output tile BN = 128 weight rows x BM = 64 tokens, K in steps of KS
-// codes. The K order inside a step follows the packed layout (a step = whole uint4 "slots" of each
-// row; x is gathered in the same order), so every row's codes are read as whole 16-byte words.
+// codes (a step = whole uint4 "slots" of each row, so every row's codes are read as 16-byte words).
 //  - NVIDIA (QUILL_PTX): W and x tiles in fp16, mma.sync.m16n8k16 (f16 x f16 -> f32) via inline PTX;
 //    4 warps of 64 rows x 32 tokens each; the next step's codes and x are loaded into registers
 //    while the tensor cores work on the current step.
@@ -41,16 +40,9 @@ typedef uint TILE_T;
 typedef float TILE_T;
 #endif
 
-// Column of x that code kk (0 .. KS-1) of K step `step` multiplies (the packed layout's order).
-inline int column_of(int step, int kk) {
-#if WFMT == 16
-  return step * KS + kk;
-#else
-  const int slot = step * SLOTS + kk / CPS;  // global uint4 index within the row
-  const int g = (kk % CPS) / 4;
-  return (slot / 32) * (32 * CPS) + 128 * g + 4 * (slot % 32) + (kk & 3);
-#endif
-}
+// Column of x that code kk (0 .. KS-1) of K step `step` multiplies: the packed layouts hold a row's
+// columns in order (matmul_lut.cl), so a step is KS consecutive columns for every format.
+inline int column_of(int step, int kk) { return step * KS + kk; }
 
 #if QUILL_PTX
 inline uint pack_half2(float lo, float hi) {
@@ -72,9 +64,9 @@ inline void store4(__local TILE_T* row, int kk, float4 v) {
 #endif
 }
 
-// codes: [rows, row_words] uint4 (WFMT 4 / 8: the matmul_lut4 / lut8 layout; WFMT 16: fp16 rows,
+// codes: [rows, row_words] uint4 (WFMT 4 / 8: the matmul_lut.cl layout; WFMT 16: fp16 rows,
 //        row_words = w_stride / 8)   lut / lut_stride / scales / absmax2 / dq_lut / dq_offset /
-//        blocks_per_row / block_shift: as matmul_lut4.cl   x: [n_tok, cols] f32   y: [n_tok, rows] f32
+//        blocks_per_row / block_shift: as matmul_lut.cl   x: [n_tok, cols] f32   y: [n_tok, rows] f32
 // NDRange: global (ceil(rows / 128) * 128, ceil(n_tok / 64)), local (128, 1).
 __kernel __attribute__((reqd_work_group_size(128, 1, 1)))
 void gemm_dequant(__global const uint4* codes, int row_words, __global const float* lut, int lut_stride,
@@ -168,7 +160,11 @@ void gemm_dequant(__global const uint4* codes, int row_words, __global const flo
 #else
         const float4 w = decode4_bytes(word_of(qr[s], g), T);
 #endif
-        store4(brow, kk, w * block_scale(scales, absmax2, dq_lut, dq_offset, sbase + (c >> block_shift)));
+        // Columns past the row end (the packed row is padded to whole tiles) are stored as 0: their
+        // block index would read the next row's scale, or past the array for the last row (NaN / inf
+        // in fp16 times x = 0 poisoned whole outputs).
+        store4(brow, kk, c < cols ? w * block_scale(scales, absmax2, dq_lut, dq_offset, sbase + (c >> block_shift))
+                                  : (float4)(0.0f));
       }
 #endif
     }
@@ -178,7 +174,8 @@ void gemm_dequant(__global const uint4* codes, int row_words, __global const flo
       store4(As + tok * LDK, kk, xr[i]);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (step + 1 < steps) LOAD_STEP(step + 1);  // in flight while this step computes
+    LOAD_STEP(min(step + 1, steps - 1));  // in flight while this step computes (unconditional: PoCL 3.1
+                                          // mis-compiles loops inside a uniform `if` between barriers)
 
 #if QUILL_PTX
 #pragma unroll
