@@ -10,9 +10,15 @@ namespace quill::host {
 namespace {
 
 constexpr int kAttentionWg = 128;
-constexpr int kDecodeSplit = 256;  // positions per work-group in decode attention
+constexpr int kDecodeSplit = 128;  // positions per work-group in decode attention (one chunk of WG keys)
 
 std::string kv_flag(bool f32) { return f32 ? "-DKV_F32=1" : ""; }
+
+std::string attention_flags(const TransformerKernelOptions& o) {
+  std::string f = fmt::format("-DWG={} {}", kAttentionWg, kv_flag(o.kv_f32));
+  if (o.keys_by_warp >= 0) f += fmt::format(" -DKEYS_BY_WARP={}", o.keys_by_warp ? 1 : 0);
+  return f;
+}
 
 void require(bool ok, const char* what) {
   if (!ok) fail(ErrorKind::kInternal, "transformer kernel launch: {}", what);
@@ -23,15 +29,15 @@ void require(bool ok, const char* what) {
 TransformerKernels::TransformerKernels(Device& device, const TransformerKernelOptions& options)
     : device_(device),
       options_(options),
-      norm_wg_(std::min<size_t>(256, device.info().max_work_group_size)),
+      // RMSNorm of one token is one work-group: on a GPU a wide one (a 4096 row at 4 values per item).
+      norm_wg_(std::min<size_t>(device.info().inline_ptx ? 1024 : 256, device.info().max_work_group_size)),
       embed_(device.program("elementwise.cl", options.embd_f32 ? "-DEMBD_F32=1" : ""), "embed"),
       rmsnorm_(device.program("norm.cl"), "rmsnorm"),
       rope_kv_(device.program("rope.cl", kv_flag(options.kv_f32)), "rope_kv"),
-      attention_(device.program("attention.cl", fmt::format("-DWG={} {}", kAttentionWg, kv_flag(options.kv_f32))),
-                 "attention"),
-      attention_decode_(device.program("attention_decode.cl", fmt::format("-DWG={} -DSPLIT={} {}", kAttentionWg,
-                                                                          kDecodeSplit, kv_flag(options.kv_f32))),
-                        "attention_decode"),
+      attention_(device.program("attention.cl", attention_flags(options)), "attention"),
+      attention_decode_(
+          device.program("attention_decode.cl", fmt::format("-DSPLIT={} {}", kDecodeSplit, attention_flags(options))),
+          "attention_decode"),
       swiglu_(device.program("elementwise.cl", options.embd_f32 ? "-DEMBD_F32=1" : ""), "swiglu") {}
 
 size_t TransformerKernels::decode_partial_bytes(int n_ctx, int n_heads, int head_dim) {
@@ -88,7 +94,7 @@ void TransformerKernels::rope_kv(const Buffer& qkv, Buffer& q, Buffer& k_cache, 
 
 void TransformerKernels::attention(const Buffer& q, const Buffer& k_cache, const Buffer& v_cache, Buffer& out,
                                    int n_tok, int n_heads, int n_kv_heads, int head_dim, int pos0) {
-  require(head_dim <= kAttentionWg, "attention: head_dim above 128 is not supported");
+  require(head_dim <= kAttentionWg && head_dim % 2 == 0, "attention: head_dim must be even and <= 128");
   require(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention: n_heads must be a multiple of n_kv_heads");
   require(out.bytes() >= size_t(n_tok) * n_heads * head_dim * 4, "attention: output size");
   const float scale = 1.0f / std::sqrt(float(head_dim));

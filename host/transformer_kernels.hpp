@@ -12,6 +12,9 @@ class Device;
 struct TransformerKernelOptions {
   bool kv_f32 = false;    // KV cache stored as f32 (else fp16)
   bool embd_f32 = false;  // token embedding table stored as f32 (else fp16)
+  // Attention schedule (KEYS_BY_WARP in attention_common.cl): -1 = the device's (by warp on NVIDIA,
+  // by work-item elsewhere); 0 / 1 force one (tests run both on every device).
+  int keys_by_warp = -1;
 };
 
 class TransformerKernels {

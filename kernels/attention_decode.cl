@@ -3,35 +3,17 @@
 // [s * SPLIT, min((s + 1) * SPLIT, pos + 1)) with an online softmax; when a head has several splits
 // their partial (max, sum, acc) go to scratch and the last split to finish merges them
 // (flash-decoding), so long contexts use many work-groups.
-#include "common.cl"
-#include "kv_common.cl"
+#include "attention_common.cl"
 
-#ifndef WG
-#define WG 128
-#endif
 #ifndef SPLIT
 #define SPLIT 256
 #endif
-
-// Max of v over the work-group; scratch: __local float[WG]. All work-items must call.
-inline float work_group_max(float v, __local float* scratch) {
-  const int lid = get_local_id(0);
-  scratch[lid] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int off = WG / 2; off > 0; off >>= 1) {
-    if (lid < off) scratch[lid] = fmax(scratch[lid], scratch[lid + off]);
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  const float m = scratch[0];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return m;
-}
 
 // qkv: [q_dim + 2 kv_dim] f32 of the new token (unrotated q | k | v), at position pos.
 // k_cache, v_cache: [ctx, kv_dim] (KV_T); this token's k, v are written at row pos.
 // out: [q_dim] f32.  partial: [n_heads, n_splits, head_dim + 2] f32 scratch.
 // done: [n_heads] int, zero between calls (the merging work-group resets it).
-// NDRange: (n_heads * n_splits * WG), local (WG). Requires head_dim <= WG, head_dim even.
+// NDRange: (n_heads * n_splits * WG), local (WG). Requires head_dim <= 128 (= WG), head_dim even.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attention_decode(__global const float* qkv, __global KV_T* k_cache, __global KV_T* v_cache,
                       __global float* out, __global float* partial, __global volatile int* done, int n_heads,
@@ -40,6 +22,7 @@ void attention_decode(__global const float* qkv, __global KV_T* k_cache, __globa
   __local float k_new[WG];
   __local float scores[WG];
   __local float scratch[WG];
+  __local float wacc[WARPS * 128];
   __local int is_last;
   const int lid = get_local_id(0);
   const int h = get_group_id(0) / n_splits;
@@ -70,37 +53,13 @@ void attention_decode(__global const float* qkv, __global KV_T* k_cache, __globa
 
   const int p_begin = split * SPLIT;
   const int p_end = min(p_begin + SPLIT, pos + 1);
-  float running_max = -INFINITY, running_sum = 0.0f, acc = 0.0f;
-  for (int p0 = p_begin; p0 < p_end; p0 += WG) {
-    const int p = p0 + lid;
-    float s = -INFINITY;
-    if (p < p_end) {
-      s = 0.0f;
-      if (p == pos) {
-        for (int d = 0; d < head_dim; ++d) s += q_local[d] * k_new[d];
-      } else {
-        __global const KV_T* k = k_cache + (size_t)p * kv_dim + kv_h * head_dim;
-        for (int d = 0; d < head_dim; ++d) s += q_local[d] * KV_LOAD(d, k);
-      }
-    }
-    const float new_max = fmax(running_max, work_group_max(s, scratch));
-    const float correction = exp(running_max - new_max);
-    const float e = p < p_end ? exp(s - new_max) : 0.0f;
-    scores[lid] = e;
-    running_sum = running_sum * correction + work_group_sum(e, scratch);  // barrier: scores visible
-    acc *= correction;
-    if (lid < head_dim) {
-      const int n_here = min(WG, p_end - p0);
-      for (int j = 0; j < n_here; ++j) {
-        const int pj = p0 + j;
-        const float v = pj == pos ? qkv[q_dim + kv_dim + kv_h * head_dim + lid]
-                                  : KV_LOAD((size_t)pj * kv_dim + kv_h * head_dim + lid, v_cache);
-        acc += scores[j] * v;
-      }
-    }
-    running_max = new_max;
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
+  AttnState st;
+  attn_init(&st);
+  for (int p0 = p_begin; p0 < p_end; p0 += WG)
+    attn_chunk(&st, q_local, k_cache + kv_h * head_dim, v_cache + kv_h * head_dim, kv_dim, head_dim, p0, p_end, pos,
+               k_new, qkv + q_dim + kv_dim + kv_h * head_dim, scores, scratch);
+  const float acc = attn_output(&st, head_dim, wacc);
+  const float running_max = st.max, running_sum = st.sum;
 
   // No early returns anywhere (PoCL mis-compiles a return that precedes a barrier on another path).
   // One split: write the result. Several: publish this split's partial (max, sum, acc); the last

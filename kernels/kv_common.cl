@@ -10,10 +10,12 @@
 #if KV_F32
 #define KV_T float
 #define KV_LOAD(i, p) ((p)[i])
+#define KV_LOAD2(i, p) vload2(0, (p) + (i))  // elements i, i + 1 (i even)
 #define KV_STORE(v, i, p) ((p)[i] = (v))
 #else
 #define KV_T half
 #define KV_LOAD(i, p) vload_half((i), (p))
+#define KV_LOAD2(i, p) vload_half2(0, (p) + (i))  // elements i, i + 1 (i even)
 #define KV_STORE(v, i, p) vstore_half_rte((v), (i), (p))
 #endif
 

@@ -1,9 +1,11 @@
-// The fused decode-attention kernel (RoPE + KV-cache write + split-K online softmax) against a CPU
-// fp64 computation, over GQA shapes, partial RoPE, and positions on both sides of a split.
+// The attention kernels against a CPU fp64 computation, both schedules (keys by work-item / by warp):
+// decode (RoPE + KV-cache write + split-K online softmax; GQA shapes, partial RoPE, positions on both
+// sides of a split) and prefill (several tokens, each attending causally to the cache).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
+#include <vector>
 
 #include "engine/half.hpp"
 #include "host/transformer_kernels.hpp"
@@ -16,6 +18,7 @@ namespace {
 struct Case {
   int n_heads, n_kv_heads, head_dim, rope_dim, pos;
   bool kv_f32;
+  int keys_by_warp = 0;  // the attention schedule (both run on every device)
 };
 
 void rope_ref(double* a, double* b, int i, int rope_dim, double theta, int pos) {
@@ -53,7 +56,7 @@ TEST_P(AttentionDecodeTest, MatchesCpuReference) {
   Buffer partial(device, TransformerKernels::decode_partial_bytes(n_ctx, c.n_heads, c.head_dim));
   Buffer done(device, size_t(c.n_heads) * 4);
   done.fill_bytes(0);
-  TransformerKernels kernels(device, {.kv_f32 = c.kv_f32});
+  TransformerKernels kernels(device, {.kv_f32 = c.kv_f32, .keys_by_warp = c.keys_by_warp});
   for (int round = 0; round < 2; ++round) {  // twice: the done counters must be left at zero
     kernels.attention_decode(qkv_b, k_b, v_b, out_b, partial, done, c.n_heads, c.n_kv_heads, c.head_dim, c.rope_dim,
                              theta, c.pos);
@@ -112,15 +115,98 @@ TEST_P(AttentionDecodeTest, MatchesCpuReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, AttentionDecodeTest,
-                         ::testing::Values(Case{8, 4, 8, 8, 0, true}, Case{8, 4, 8, 8, 17, false},
-                                           Case{6, 2, 16, 8, 255, false}, Case{6, 2, 16, 8, 256, true},
-                                           Case{4, 4, 64, 64, 700, false}, Case{32, 8, 128, 128, 300, false}),
+std::vector<Case> decode_cases() {
+  std::vector<Case> out;
+  for (int by_warp : {0, 1})
+    for (Case c : {Case{8, 4, 8, 8, 0, true}, Case{8, 4, 8, 8, 17, false}, Case{6, 2, 16, 8, 255, false},
+                   Case{6, 2, 16, 8, 256, true}, Case{4, 4, 64, 64, 700, false}, Case{32, 8, 128, 128, 300, false},
+                   Case{2, 1, 96, 64, 129, false}}) {
+      c.keys_by_warp = by_warp;
+      out.push_back(c);
+    }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, AttentionDecodeTest, ::testing::ValuesIn(decode_cases()),
                          [](const auto& info) {
                            const Case& c = info.param;
                            return "h" + std::to_string(c.n_heads) + "kv" + std::to_string(c.n_kv_heads) + "d" +
                                   std::to_string(c.head_dim) + "r" + std::to_string(c.rope_dim) + "_pos" +
-                                  std::to_string(c.pos) + (c.kv_f32 ? "_f32" : "_f16");
+                                  std::to_string(c.pos) + (c.kv_f32 ? "_f32" : "_f16") +
+                                  (c.keys_by_warp ? "_by_warp" : "_by_item");
+                         });
+
+// Prefill attention (attention.cl, rope already applied): tokens pos0 .. pos0 + n_tok - 1 attend to the
+// cache rows 0 .. their own position, against an fp64 softmax over the same (fp16-rounded) cache.
+struct PrefillCase {
+  int n_heads, n_kv_heads, head_dim, pos0, n_tok;
+  int keys_by_warp;
+};
+
+class AttentionPrefillTest : public ::testing::TestWithParam<PrefillCase> {};
+
+TEST_P(AttentionPrefillTest, MatchesCpuReference) {
+  const PrefillCase c = GetParam();
+  Device& device = test::test_device();
+  std::mt19937_64 rng(test::test_seed() + uint64_t(c.pos0 * 31 + c.n_tok * 7 + c.head_dim));
+  const int q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim, n_ctx = c.pos0 + c.n_tok + 2;
+  const auto q = test::random_floats(rng, size_t(c.n_tok) * q_dim);
+  const auto k = test::random_floats(rng, size_t(n_ctx) * kv_dim), v = test::random_floats(rng, size_t(n_ctx) * kv_dim);
+  std::vector<uint16_t> k_half(k.size()), v_half(v.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    k_half[i] = float_to_half(k[i]);
+    v_half[i] = float_to_half(v[i]);
+  }
+  Buffer q_b = upload(device, q), k_b = upload(device, k_half), v_b = upload(device, v_half);
+  Buffer out_b(device, q.size() * 4);
+  out_b.fill_bytes(0xff);
+  TransformerKernels kernels(device, {.keys_by_warp = c.keys_by_warp});
+  kernels.attention(q_b, k_b, v_b, out_b, c.n_tok, c.n_heads, c.n_kv_heads, c.head_dim, c.pos0);
+  const auto out = out_b.read_vector<float>(q.size());
+  const int group = c.n_heads / c.n_kv_heads;
+  for (int t = 0; t < c.n_tok; ++t)
+    for (int h = 0; h < c.n_heads; ++h) {
+      const int kh = h / group, n_pos = c.pos0 + t + 1;
+      std::vector<double> scores(static_cast<size_t>(n_pos));
+      double m = -1e300;
+      for (int p = 0; p < n_pos; ++p) {
+        double s = 0;
+        for (int d = 0; d < c.head_dim; ++d)
+          s += double(q[size_t(t) * q_dim + size_t(h * c.head_dim + d)]) *
+               half_to_float(k_half[size_t(p) * kv_dim + size_t(kh * c.head_dim + d)]);
+        scores[size_t(p)] = s / std::sqrt(double(c.head_dim));
+        m = std::max(m, scores[size_t(p)]);
+      }
+      double total = 0;
+      for (auto& s : scores) total += (s = std::exp(s - m));
+      for (int d = 0; d < c.head_dim; ++d) {
+        double want = 0;
+        for (int p = 0; p < n_pos; ++p)
+          want += scores[size_t(p)] * half_to_float(v_half[size_t(p) * kv_dim + size_t(kh * c.head_dim + d)]);
+        want /= total;
+        ASSERT_NEAR(out[size_t(t) * q_dim + size_t(h * c.head_dim + d)], want, 2e-4 + 1e-3 * std::fabs(want))
+            << "token " << t << " head " << h << " dim " << d << " seed " << test::test_seed();
+      }
+    }
+}
+
+std::vector<PrefillCase> prefill_cases() {
+  std::vector<PrefillCase> out;
+  for (int by_warp : {0, 1})
+    for (PrefillCase c : {PrefillCase{8, 4, 8, 0, 5}, PrefillCase{6, 2, 16, 250, 9}, PrefillCase{32, 8, 128, 100, 17},
+                          PrefillCase{2, 1, 96, 0, 130}}) {
+      c.keys_by_warp = by_warp;
+      out.push_back(c);
+    }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, AttentionPrefillTest, ::testing::ValuesIn(prefill_cases()),
+                         [](const auto& info) {
+                           const PrefillCase& c = info.param;
+                           return "h" + std::to_string(c.n_heads) + "kv" + std::to_string(c.n_kv_heads) + "d" +
+                                  std::to_string(c.head_dim) + "_pos" + std::to_string(c.pos0) + "_t" +
+                                  std::to_string(c.n_tok) + (c.keys_by_warp ? "_by_warp" : "_by_item");
                          });
 
 }  // namespace
