@@ -2,7 +2,9 @@
 // (n_tok <= 8): one launch of kernels/matmul_int8_fused.cl (input transform + outlier split + activation
 // quantization + dp4a GEMV + outlier part). Otherwise kernels/quantize.cl quantizes the activations (with
 // the outlier split) and kernels/matmul_int8.cl runs the exact int32 matmul with the dequantize + outlier
-// recombination (+ residual add) epilogue.
+// recombination (+ residual add) epilogue. With a static activation range (QuantParams::static_act_amax,
+// int8 only) both paths quantize with the fixed scale amax / 127 instead of per token, no outlier split.
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -19,8 +21,8 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 class LinearInt8 final : public Linear {
  public:
-  LinearInt8(host::Device& device, const Int8Matrix& w, QuantScheme scheme, float threshold)
-      : Linear(w.rows, w.cols, scheme), threshold_(threshold), quantize_(device), matmul_(device) {
+  LinearInt8(host::Device& device, const Int8Matrix& w, QuantScheme scheme, const host::Int8ActScale& act)
+      : Linear(w.rows, w.cols, scheme), act_(act), quantize_(device), matmul_(device) {
     if (w.rows <= 0 || w.cols <= 0 || int64_t(w.cb.size()) != w.rows * w.cols || int64_t(w.scb.size()) != w.rows ||
         int64_t(w.w16.size()) != w.rows * int64_t(w.outlier_dims.size()))
       fail(ErrorKind::kInvalidArgument, "make_linear_int8: inconsistent Int8Matrix {}x{}", w.rows, w.cols);
@@ -59,7 +61,7 @@ class LinearInt8 final : public Linear {
       const auto kind = transform.kind == InputTransform::Kind::kRmsNorm  ? host::FusedTransform::kRmsNorm
                         : transform.kind == InputTransform::Kind::kSwiGlu ? host::FusedTransform::kSwiGlu
                                                                           : host::FusedTransform::kNone;
-      matmul_.run_fused(weights(), x, kind, transform.norm_weight, transform.eps, threshold_, y, n_tok, accumulate);
+      matmul_.run_fused(weights(), x, kind, transform.norm_weight, transform.eps, act_, y, n_tok, accumulate);
       return;
     }
     const host::Int8ActivationBuffers a{
@@ -69,14 +71,14 @@ class LinearInt8 final : public Linear {
         &ws.get(this, 3, size_t(cols()) * 4),             // olist [cols] int
         &ws.get(this, 4, 4),                              // ocount [1] int
     };
-    quantize_.run(x, n_tok, int(cols()), int(kpad_), threshold_, a);
+    quantize_.run(x, n_tok, int(cols()), int(kpad_), act_, a);
     matmul_.run(weights(), x, a, y, n_tok, accumulate);
   }
 
   uint64_t weight_bytes() const override { return cb_.bytes() + scb_.bytes() + (n16_ > 0 ? w16_.bytes() : 0); }
   int launches_per_forward(int n_tok) const override {
     if (host::MatmulInt8::fused_preferred(n_tok, int(cols()), int(kpad_))) return 1;
-    return host::QuantizeActivations::launches(n_tok, threshold_) + 1;
+    return host::QuantizeActivations::launches(n_tok, act_) + 1;
   }
 
  private:
@@ -84,7 +86,7 @@ class LinearInt8 final : public Linear {
     return {&cb_, &scb_, &slot_, &w16_, int(rows()), int(cols()), int(rows_pad_), int(kpad_), int(n16_)};
   }
 
-  float threshold_;
+  host::Int8ActScale act_;  // llm-int8: per token with its threshold; int8: per token, or static when calibrated
   int64_t rows_pad_ = 0, kpad_ = 0, n16_ = 0;
   host::Buffer cb_;    // [rows_pad, kpad] int8
   host::Buffer scb_;   // [rows_pad] f32
@@ -100,8 +102,16 @@ std::unique_ptr<Linear> make_linear_int8(host::Device& device, const Int8Matrix&
                                          const QuantParams& params) {
   if (scheme != QuantScheme::Int8 && scheme != QuantScheme::LlmInt8)
     fail(ErrorKind::kInvalidArgument, "make_linear_int8: scheme is neither int8 nor llm-int8");
-  const float threshold = scheme == QuantScheme::LlmInt8 ? params.int8_threshold : 0.0f;
-  return std::make_unique<LinearInt8>(device, w, scheme, threshold);
+  const float amax = params.static_act_amax;
+  if (!(amax >= 0.0f) || !std::isfinite(amax))
+    fail(ErrorKind::kInvalidArgument, "make_linear_int8: static activation amax {} is not finite and >= 0", amax);
+  if (amax > 0.0f && scheme != QuantScheme::Int8)
+    fail(ErrorKind::kInvalidArgument,
+         "static activation scales apply to int8 only (llm-int8 splits outliers per call)");
+  const host::Int8ActScale act = scheme == QuantScheme::LlmInt8 ? host::Int8ActScale(params.int8_threshold)
+                                 : amax > 0.0f                  ? host::Int8ActScale::fixed(amax)
+                                                                : host::Int8ActScale();
+  return std::make_unique<LinearInt8>(device, w, scheme, act);
 }
 
 }  // namespace quill

@@ -14,10 +14,13 @@ namespace {
 constexpr float kInt8Max = 127.0f;
 constexpr float kScaleSquare = 16129.0f;  // 127 * 127, exact
 
-// round_half_even(x * 127 / scale) over n values (all zeros when scale == 0). nearbyint rounds to
-// nearest even in the default rounding mode.
+// clamp(round_half_even(x * 127 / scale), -127, 127) over n values (all zeros when scale == 0); the clamp
+// only acts for a static scale (|x| <= scale otherwise). nearbyint rounds to nearest even in the default
+// rounding mode.
 void quantize_vector(const float* x, int64_t n, float scale, int8_t* out) {
-  for (int64_t j = 0; j < n; ++j) out[j] = scale != 0.0f ? int8_t(std::nearbyint(x[j] * kInt8Max / scale)) : int8_t{0};
+  for (int64_t j = 0; j < n; ++j)
+    out[j] =
+        scale != 0.0f ? int8_t(std::clamp(std::nearbyint(x[j] * kInt8Max / scale), -kInt8Max, kInt8Max)) : int8_t{0};
 }
 
 // Position of column j in the sorted outlier_dims, or -1.
@@ -92,14 +95,34 @@ Int8Activations quantize_activations_int8(const MatrixF32& a, float threshold) {
   return q;
 }
 
+Int8Activations quantize_activations_int8_static(const MatrixF32& a, float amax) {
+  check_matrix(a, "quantize_activations_int8_static");
+  if (!(amax > 0.0f) || !std::isfinite(amax))
+    fail(ErrorKind::kInvalidArgument, "static int8 activation scale: amax {} is not finite and > 0", amax);
+  Int8Activations q;
+  q.tokens = a.rows;
+  q.cols = a.cols;
+  q.ca.resize(size_t(a.rows * a.cols));
+  q.sca.assign(size_t(a.rows), amax);
+  for (int64_t i = 0; i < a.rows; ++i) quantize_vector(a.row(i), a.cols, amax, q.ca.data() + i * a.cols);
+  return q;
+}
+
 MatrixF32 matmul_llm_int8_reference(const MatrixF32& a, const Int8Matrix& w, float threshold,
                                     std::span<const float> bias) {
+  return matmul_int8_reference(a, quantize_activations_int8(a, threshold), w, bias);
+}
+
+MatrixF32 matmul_int8_reference(const MatrixF32& a, const Int8Activations& x, const Int8Matrix& w,
+                                std::span<const float> bias) {
   if (a.cols != w.cols)
     fail(ErrorKind::kInvalidArgument, "llm-int8 matmul: A has {} columns, W has {}", a.cols, w.cols);
+  if (x.tokens != a.rows || x.cols != a.cols)
+    fail(ErrorKind::kInvalidArgument, "llm-int8 matmul: activations quantized as {}x{} for A {}x{}", x.tokens, x.cols,
+         a.rows, a.cols);
   if (!bias.empty() && int64_t(bias.size()) != w.rows) {
     fail(ErrorKind::kInvalidArgument, "llm-int8 matmul: bias has {} values for {} outputs", bias.size(), w.rows);
   }
-  const Int8Activations x = quantize_activations_int8(a, threshold);
   MatrixF32 out{a.rows, w.rows, std::vector<float>(size_t(a.rows * w.rows))};
   for (int64_t i = 0; i < a.rows; ++i) {
     const int8_t* ca = x.ca.data() + i * a.cols;

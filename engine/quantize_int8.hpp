@@ -1,6 +1,6 @@
 // Vector-wise int8 and LLM.int8() (QUANT_SPEC.md 1): the weight side (quantized once at load), the
-// activation side (per call, with the outlier-column split), and the CPU reference of the whole
-// mixed-precision matmul that the int8 kernels are tested against.
+// activation side (per call, with the outlier-column split; or with a static calibrated scale, §6), and
+// the CPU reference of the whole mixed-precision matmul that the int8 kernels are tested against.
 //
 // Decision (the paper's form, and bitsandbytes'): weights are quantized WHOLE — SCB[k] is the absmax
 // over every column of row k, outlier columns included — and only the activations are split. The
@@ -38,10 +38,19 @@ struct Int8Activations {
   std::vector<int32_t> outliers;  // O = { j : any_i |A[i, j]| >= t }, ascending
 };
 Int8Activations quantize_activations_int8(const MatrixF32& a, float threshold);
+// Static activation scale (calibration, QUANT_SPEC.md 6): one fixed per-tensor scale s = amax / 127 for
+// every token, no outlier split: SCA[i] = amax and CA[i, j] = clamp(round_half_even(A[i, j] * 127 / amax),
+// -127, 127) (the per-token expression with SCA fixed; = A / s), so values beyond +-amax saturate.
+// amax: finite, > 0 (kInvalidArgument otherwise).
+Int8Activations quantize_activations_int8_static(const MatrixF32& a, float amax);
 
-// out[i, k] = C32[i, k] * SCA[i] * SCB[k] / 16129 + bias[k] + sum_{j in O} A[i, j] * W16[k, j]
+// The matmul of A and its quantization x (either function above):
+// out[i, k] = C32[i, k] * SCA[i] * SCB[k] / 16129 + bias[k] + sum_{j in x.outliers} A[i, j] * W16[k, j]
 // with C32 = CA . CB^T in int32; W16[k, j] is the kept fp16 column when j is in w.outlier_dims, else
 // CB[k, j] * SCB[k] / 127. Returns [tokens, w.rows]; bias empty or [w.rows].
+MatrixF32 matmul_int8_reference(const MatrixF32& a, const Int8Activations& x, const Int8Matrix& w,
+                                std::span<const float> bias = {});
+// matmul_int8_reference(a, quantize_activations_int8(a, threshold), w, bias).
 MatrixF32 matmul_llm_int8_reference(const MatrixF32& a, const Int8Matrix& w, float threshold,
                                     std::span<const float> bias = {});
 

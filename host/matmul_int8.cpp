@@ -82,8 +82,9 @@ void MatmulInt8::run(const Int8WeightBuffers& w, const Buffer& x, const Int8Acti
 }
 
 void MatmulInt8::run_fused(const Int8WeightBuffers& w, const Buffer& x, FusedTransform transform,
-                           const Buffer* norm_weight, float eps, float threshold, Buffer& y, int n_tok, bool accumulate,
-                           const FusedDebugBuffers* debug, Event* event) {
+                           const Buffer* norm_weight, float eps, const Int8ActScale& scale, Buffer& y, int n_tok,
+                           bool accumulate, const FusedDebugBuffers* debug, Event* event) {
+  check_act_scale(scale);
   if (w.rows <= 0 || w.cols <= 0 || w.rows_pad < w.rows || w.rows_pad % kRowAlign != 0 || w.kpad < w.cols ||
       w.kpad % kColAlign != 0 || w.n16 < 0 || !fused_ok(n_tok, w.cols, w.kpad))
     fail(ErrorKind::kInternal, "matmul_int8 fused: bad shape rows={} cols={} kpad={} n_tok={}", w.rows, w.cols, w.kpad,
@@ -100,10 +101,10 @@ void MatmulInt8::run_fused(const Int8WeightBuffers& w, const Buffer& x, FusedTra
   const Buffer& d_xt = debug ? *debug->xt : y;  // unused unless dbg
   const bool one = n_tok == 1 && w.cols % 4 == 0 && w.cols <= 4 * kFusedOneRegs * kFusedWorkGroup;
   Kernel& fused = one ? fused_one_ : fused_;
-  fused.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), x, nw, int32_t(transform), eps, threshold, y,
-              int32_t(w.rows), int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok), int32_t(accumulate ? 1 : 0),
-              int32_t(debug ? 1 : 0), d_xt, debug ? *debug->codes : y, debug ? *debug->sca : y,
-              debug ? *debug->olist : y, debug ? *debug->ocount : y);
+  fused.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), x, nw, int32_t(transform), eps, scale.threshold,
+             scale.static_amax, y, int32_t(w.rows), int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok),
+             int32_t(accumulate ? 1 : 0), int32_t(debug ? 1 : 0), d_xt, debug ? *debug->codes : y,
+             debug ? *debug->sca : y, debug ? *debug->olist : y, debug ? *debug->ocount : y);
   const int tasks = (w.rows + kFusedRowsPerWarp - 1) / kFusedRowsPerWarp;
   const int groups = std::min(fused_groups_, (tasks + kFusedWorkGroup / 32 - 1) / (kFusedWorkGroup / 32));
   fused.launch(device_, Range(size_t(groups) * kFusedWorkGroup), Range(kFusedWorkGroup), event);

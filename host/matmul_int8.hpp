@@ -1,5 +1,6 @@
-// Launcher for kernels/matmul_int8.cl: y (+)= int8 matmul of quantized activations (quantize.cl) with
-// vector-wise int8 weights, plus the LLM.int8() fp16 outlier side path, recombined in the epilogue.
+// Launcher for kernels/matmul_int8.cl: y (+)= int8 matmul of quantized activations (quantize.cl, per-token
+// or static scales) with vector-wise int8 weights, plus the LLM.int8() fp16 outlier side path, recombined
+// in the epilogue; and for kernels/matmul_int8_fused.cl (decode in one launch).
 #pragma once
 
 #include "host/buffer.hpp"
@@ -47,7 +48,8 @@ class MatmulInt8 {
 
   // Decode in ONE launch (kernels/matmul_int8_fused.cl): input transform + outlier split + activation
   // quantization (bit-exact with quantize.cl on the transformed input) + dp4a GEMV + outlier part.
-  // x: [n_tok, cols] f32 ([n_tok, 2 cols] for kSwiGlu); norm_weight [cols] f32 for kRmsNorm.
+  // x: [n_tok, cols] f32 ([n_tok, 2 cols] for kSwiGlu); norm_weight [cols] f32 for kRmsNorm. A static
+  // scale applies to the transformed input (what calibration records for that matmul).
   static constexpr int kFusedMaxTokens = 8;
   static constexpr int kFusedMaxKpad = 32768;   // LCODE_BYTES: one token's codes must fit in local memory
   static constexpr int kFusedMaxCols = 32768;   // 32 * MAX_FLAG_WORDS
@@ -57,7 +59,7 @@ class MatmulInt8 {
   // What the Linear uses: one token only (2..8 tokens measured faster through quantize + matmul_int8_rows).
   static bool fused_preferred(int n_tok, int cols, int kpad) { return n_tok == 1 && fused_ok(n_tok, cols, kpad); }
   void run_fused(const Int8WeightBuffers& w, const Buffer& x, FusedTransform transform, const Buffer* norm_weight,
-                 float eps, float threshold, Buffer& y, int n_tok, bool accumulate,
+                 float eps, const Int8ActScale& scale, Buffer& y, int n_tok, bool accumulate,
                  const FusedDebugBuffers* debug = nullptr, Event* event = nullptr);
 
  private:

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "engine/error.hpp"
 #include "host/device.hpp"
 
@@ -17,27 +19,35 @@ std::shared_ptr<const Program> build(Device& device) {
 }
 }  // namespace
 
+void check_act_scale(const Int8ActScale& scale) {
+  if (!(scale.static_amax >= 0.0f) || !std::isfinite(scale.static_amax) ||
+      (scale.is_static() && scale.threshold > 0.0f))
+    fail(ErrorKind::kInternal, "int8 activations: static amax {} (must be finite, >= 0, and without a threshold {})",
+         scale.static_amax, scale.threshold);
+}
+
 QuantizeActivations::QuantizeActivations(Device& device) : device_(device) {
   auto program = build(device);
   find_outliers_ = Kernel(program, "quantize_find_outliers");
   rows_ = Kernel(program, "quantize_rows");
 }
 
-void QuantizeActivations::run(const Buffer& x, int n_tok, int cols, int kpad, float threshold,
+void QuantizeActivations::run(const Buffer& x, int n_tok, int cols, int kpad, const Int8ActScale& scale,
                               const Int8ActivationBuffers& out, Event* event) {
+  check_act_scale(scale);
   if (n_tok <= 0 || cols <= 0 || kpad < cols || kpad % 16 != 0)
     fail(ErrorKind::kInternal, "quantize_activations: bad shape n_tok={} cols={} kpad={}", n_tok, cols, kpad);
   if (x.bytes() < size_t(n_tok) * cols * 4 || out.codes->bytes() < size_t(n_tok) * kpad ||
       out.sca->bytes() < size_t(n_tok) * 4 || out.flags->bytes() < size_t(cols) * 4 ||
       out.olist->bytes() < size_t(cols) * 4 || out.ocount->bytes() < 4)
     fail(ErrorKind::kInternal, "quantize_activations: buffers too small for n_tok={} cols={} kpad={}", n_tok, cols, kpad);
-  const int use_flags = launches(n_tok, threshold) == 2 ? 1 : 0;
+  const int use_flags = launches(n_tok, scale) == 2 ? 1 : 0;
   if (use_flags) {
-    find_outliers_.args(x, int32_t(n_tok), int32_t(cols), threshold, *out.flags);
+    find_outliers_.args(x, int32_t(n_tok), int32_t(cols), scale.threshold, *out.flags);
     find_outliers_.launch(device_, Range(size_t(cols)), Range(64));
   }
-  rows_.args(x, int32_t(n_tok), int32_t(cols), int32_t(kpad), threshold, *out.flags, int32_t(use_flags), *out.codes,
-             *out.sca, *out.olist, *out.ocount);
+  rows_.args(x, int32_t(n_tok), int32_t(cols), int32_t(kpad), scale.threshold, scale.static_amax, *out.flags,
+             int32_t(use_flags), *out.codes, *out.sca, *out.olist, *out.ocount);
   rows_.launch(device_, Range(size_t(n_tok) * kWorkGroup), Range(kWorkGroup), event);
 }
 

@@ -1,5 +1,6 @@
-// Launcher for kernels/quantize.cl: per-token int8 activation codes with the LLM.int8() outlier split
-// (bit-exact with engine/quantize_int8.hpp quantize_activations_int8).
+// Launcher for kernels/quantize.cl: int8 activation codes, per token with the LLM.int8() outlier split
+// (bit-exact with engine/quantize_int8.hpp quantize_activations_int8) or with one static calibrated
+// scale (bit-exact with quantize_activations_int8_static).
 #pragma once
 
 #include "host/buffer.hpp"
@@ -8,6 +9,25 @@
 namespace quill::host {
 
 class Device;
+
+// How a call scales its activations. Per token (static_amax == 0): SCA[i] = the row absmax over the
+// non-outlier columns, outlier split when threshold > 0. Static (static_amax > 0, calibration): SCA[i] =
+// static_amax for every token (scale static_amax / 127), no outlier split, codes saturate at +-127.
+// A bare threshold converts implicitly to the per-token form; check_act_scale refuses static + threshold.
+struct Int8ActScale {
+  float threshold = 0.0f;
+  float static_amax = 0.0f;
+  Int8ActScale(float per_token_threshold = 0.0f) : threshold(per_token_threshold) {}  // NOLINT: implicit on purpose
+  static Int8ActScale fixed(float amax) {
+    Int8ActScale s;
+    s.static_amax = amax;
+    return s;
+  }
+  bool is_static() const { return static_amax > 0.0f; }
+  bool splits_outliers() const { return threshold > 0.0f && !is_static(); }
+};
+// kInternal unless static_amax is finite and >= 0 and not combined with a threshold.
+void check_act_scale(const Int8ActScale& scale);
 
 // The device-side result of one quantization (buffers owned by the caller, e.g. a Workspace).
 struct Int8ActivationBuffers {
@@ -23,10 +43,13 @@ class QuantizeActivations {
   static constexpr int kInlineTokens = 8;  // up to this many tokens: one launch (flags computed inline)
 
   explicit QuantizeActivations(Device& device);
-  // x: [n_tok, cols] f32. threshold <= 0: no outlier split. kpad >= cols, a multiple of 16.
-  void run(const Buffer& x, int n_tok, int cols, int kpad, float threshold, const Int8ActivationBuffers& out,
+  // x: [n_tok, cols] f32. kpad >= cols, a multiple of 16. A static scale writes sca[i] = static_amax and
+  // ocount 0 (the matmul then dequantizes with it unchanged).
+  void run(const Buffer& x, int n_tok, int cols, int kpad, const Int8ActScale& scale, const Int8ActivationBuffers& out,
            Event* event = nullptr);
-  static int launches(int n_tok, float threshold) { return threshold > 0.0f && n_tok > kInlineTokens ? 2 : 1; }
+  static int launches(int n_tok, const Int8ActScale& scale) {
+    return scale.splits_outliers() && n_tok > kInlineTokens ? 2 : 1;
+  }
 
  private:
   Device& device_;

@@ -1,7 +1,8 @@
 // matmul_int8.cl: vector-wise int8 / LLM.int8() matmul (QUANT_SPEC.md 1) on activation codes from
 // quantize.cl. The int32 part is exact; the epilogue recombines in fp32 in the same kernel:
 //   y[i,k] (+)= C32[i,k] * SCA[i] * SCB[k] / 16129 + sum_{j in O} A[i,j] * W16[k,j]
-// with W16[k,j] the kept fp16 column (slot[j] >= 0) or the int8 fallback CB[k,j] * SCB[k] / 127.
+// with W16[k,j] the kept fp16 column (slot[j] >= 0) or the int8 fallback CB[k,j] * SCB[k] / 127, and SCA
+// quantize.cl's row scales (each token's absmax, or the static calibrated amax for every token).
 // Two kernels:
 //   matmul_int8_rows: one 32-lane group per weight row, TOK_TILE tokens per pass (decode / skinny);
 //     NVIDIA: dp4a on uint4 loads + shfl.sync reduction; portable: the same with integer byte dots.

@@ -6,7 +6,9 @@
 //      bitmask and an ascending list in local memory;
 //   3. SCA[i] = max_{j not in O} |xt[i,j]| and CA[i,j] = round_half_even(xt[i,j] * 127 / SCA[i])
 //      (correctly rounded division; 0 for j in O, padding, SCA == 0), into local memory, bit-exact with
-//      quantize.cl / engine quantize_activations_int8 on the same xt;
+//      quantize.cl / engine quantize_activations_int8 on the same xt; with a static calibrated scale
+//      (static_amax > 0, threshold 0: QUANT_SPEC.md 6) SCA[i] = static_amax for every token and the codes
+//      saturate at +-127 (quantize_activations_int8_static on xt: the range applies after the transform);
 // then streams its share of the weight rows: dp4a GEMV (several rows per warp sharing each activation
 // load), y[i,k] (+)= C32 * SCA[i] * SCB[k] / 16129 + sum_{j in O} xt[i,j] * W16[k,j].
 // Work split: one work-group per compute unit (persistent); work-group g owns a contiguous, balanced
@@ -54,6 +56,9 @@ inline float fz_div_rn(float a, float b) {
   return a / b;  // the program is built with -cl-fp32-correctly-rounded-divide-sqrt
 #endif
 }
+
+// clamp(round_half_even(x * 127 / s), -127, 127), clamped in float (a static s lets |x| exceed s).
+inline int fz_code(float x, float s) { return (int)clamp(rint(fz_div_rn(x * 127.0f, s)), -127.0f, 127.0f); }
 
 inline int fz_dot4(uint a, uint b, int c) {
 #if QUILL_PTX
@@ -165,6 +170,7 @@ inline float fz_w16(int k, int j, __global const int* slot, __global const half*
 
 // CB [rows_pad, kpad] int8, SCB [rows_pad] f32, slot [cols] int, W16 [rows_pad, n16] fp16; X as fz_xt;
 // nw: [cols] f32 norm weight (read for transform 1 only); Y [n_tok, rows] f32 (+= when accumulate).
+// static_amax: 0 = per-token scales, > 0 = the static activation absmax (the host passes threshold 0).
 // dbg != 0: work-group 0 also writes its xt [n_tok, cols], codes [n_tok, kpad], SCA [n_tok], the outlier
 // list [cols] and count [1] to the dbg_* buffers (tests).
 // Host guarantees: 1 <= n_tok <= FMAX_TOK, kpad <= LCODE_BYTES, cols <= 32 * MAX_FLAG_WORDS, kpad % 16 == 0.
@@ -172,9 +178,10 @@ inline float fz_w16(int k, int j, __global const int* slot, __global const half*
 __kernel __attribute__((reqd_work_group_size(FWG, 1, 1)))
 void matmul_int8_fused(__global const char* CB, __global const float* SCB, __global const int* slot,
                        __global const half* W16, int n16, __global const float* X, __global const float* nw,
-                       int transform, float eps, float threshold, __global float* Y, int rows, int cols, int kpad,
-                       int n_tok, int accumulate, int dbg, __global float* dbg_xt, __global char* dbg_codes,
-                       __global float* dbg_sca, __global int* dbg_olist, __global int* dbg_ocount) {
+                       int transform, float eps, float threshold, float static_amax, __global float* Y, int rows,
+                       int cols, int kpad, int n_tok, int accumulate, int dbg, __global float* dbg_xt,
+                       __global char* dbg_codes, __global float* dbg_sca, __global int* dbg_olist,
+                       __global int* dbg_ocount) {
   __local uint4 lcodes4[LCODE_BYTES / 16];  // [tp, kpad] int8 codes of the current token pass
   __local uint lflags[MAX_FLAG_WORDS];      // outlier-column bitmask
   __local int lolist[OCAP];                 // outlier columns, ascending (when count <= OCAP)
@@ -248,6 +255,7 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
     acc_t[0] = fmax(acc_t[0], fmax(fmax(m & 1 ? 0.0f : av.x, m & 2 ? 0.0f : av.y), fmax(m & 4 ? 0.0f : av.z, m & 8 ? 0.0f : av.w)));
     if (dbg_here && e < n4) vstore4(v, e, dbg_xt);
   }
+  if (static_amax > 0.0f) acc_t[0] = static_amax;  // static scale: the max over the work-group is it
   fz_wg_reduce_tok(acc_t, 1, 1, fscr, lsca);  // also makes lflags visible
   if (lid == 0) linv[0] = inv0;  // read after the scan's barriers below
   {  // codes of the one token, from registers
@@ -260,10 +268,10 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
         const float4 v = xr[k];
         int q0 = 0, q1 = 0, q2 = 0, q3 = 0;
         if (s0 != 0.0f) {
-          q0 = om[k] & 1 ? 0 : clamp((int)rint(fz_div_rn(v.x * 127.0f, s0)), -127, 127);
-          q1 = om[k] & 2 ? 0 : clamp((int)rint(fz_div_rn(v.y * 127.0f, s0)), -127, 127);
-          q2 = om[k] & 4 ? 0 : clamp((int)rint(fz_div_rn(v.z * 127.0f, s0)), -127, 127);
-          q3 = om[k] & 8 ? 0 : clamp((int)rint(fz_div_rn(v.w * 127.0f, s0)), -127, 127);
+          q0 = om[k] & 1 ? 0 : fz_code(v.x, s0);
+          q1 = om[k] & 2 ? 0 : fz_code(v.y, s0);
+          q2 = om[k] & 4 ? 0 : fz_code(v.z, s0);
+          q3 = om[k] & 8 ? 0 : fz_code(v.w, s0);
         }
         const uint word = (uint)(q0 & 255) | ((uint)(q1 & 255) << 8) | ((uint)(q2 & 255) << 16) | ((uint)(q3 & 255) << 24);
         lc[e] = word;
@@ -322,6 +330,10 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
       for (int t = 0; t < FMAX_TOK; ++t) acc_t[t] = fmax(acc_t[t], fabs(v[t]));
     }
   }
+  if (static_amax > 0.0f) {  // static scale: the max over the work-group is it
+#pragma unroll
+    for (int t = 0; t < FMAX_TOK; ++t) acc_t[t] = static_amax;
+  }
   fz_wg_reduce_tok(acc_t, n_tok, 1, fscr, lsca);  // also makes lflags visible
 
 #endif
@@ -377,8 +389,7 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
       int q = 0;
       const float s = lsca[t];
       if (j < cols && s != 0.0f && !((lflags[j >> 5] >> (j & 31)) & 1u)) {
-        const float x = fz_xt(X, nw, transform, linv[t], cols, t, j);
-        q = clamp((int)rint(fz_div_rn(x * 127.0f, s)), -127, 127);
+        q = fz_code(fz_xt(X, nw, transform, linv[t], cols, t, j), s);
       }
       lcodes[e] = (char)q;
       if (dbg_here) dbg_codes[(size_t)t * kpad + j] = (char)q;

@@ -1,9 +1,13 @@
-// quantize.cl: per-token int8 activation quantization with the LLM.int8() outlier split
+// quantize.cl: int8 activation quantization, per token with the LLM.int8() outlier split
 // (QUANT_SPEC.md 1), bit-exact with engine/quantize_int8.cpp quantize_activations_int8:
 //   O = { j : any token |A[i,j]| >= threshold }  (threshold <= 0: O is empty)
 //   SCA[i] = max_{j not in O} |A[i,j]|, CA[i,j] = round_half_even(A[i,j] * 127 / SCA[i]) (0 for j in O,
-//   and for every j when SCA[i] == 0). The division must be correctly rounded (PTX div.rn.f32, or the
-//   -cl-fp32-correctly-rounded-divide-sqrt build option on the portable path).
+//   and for every j when SCA[i] == 0);
+// or with a static calibrated scale (QUANT_SPEC.md 6; static_amax > 0, the host passes threshold 0),
+// bit-exact with quantize_activations_int8_static: SCA[i] = static_amax for every token and
+//   CA[i,j] = clamp(round_half_even(A[i,j] * 127 / static_amax), -127, 127) (values beyond it saturate).
+// The division must be correctly rounded (PTX div.rn.f32, or the -cl-fp32-correctly-rounded-divide-sqrt
+// build option on the portable path).
 // Two kernels: quantize_find_outliers (column flags over many tokens; only when n_tok > INLINE_TOK and
 // threshold > 0) and quantize_rows (one work-group per token: absmax + codes; work-group 0 also writes
 // the ascending outlier-column list). With n_tok <= INLINE_TOK the flags are computed inline, so
@@ -47,12 +51,15 @@ inline float div_rn(float a, float b) {
 #endif
 }
 
-// A: [n_tok, cols] f32   flags: [cols] int (read when use_flags)   codes: [n_tok, kpad] int8 (columns
-// cols..kpad-1 written 0)   sca: [n_tok] f32   olist: [cols] int (first *ocount entries: O ascending)
-// ocount: [1] int.
+// clamp(round_half_even(x * 127 / s), -127, 127), clamped in float (a static s lets |x| exceed s).
+inline int int8_code(float x, float s) { return (int)clamp(rint(div_rn(x * 127.0f, s)), -127.0f, 127.0f); }
+
+// A: [n_tok, cols] f32   static_amax: 0 = per-token scales   flags: [cols] int (read when use_flags)
+// codes: [n_tok, kpad] int8 (columns cols..kpad-1 written 0)   sca: [n_tok] f32   olist: [cols] int (first
+// *ocount entries: O ascending)   ocount: [1] int.
 // NDRange: global (n_tok * QWG_SIZE), local (QWG_SIZE): one work-group per token.
 __kernel __attribute__((reqd_work_group_size(QWG_SIZE, 1, 1)))
-void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float threshold,
+void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float threshold, float static_amax,
                    __global const int* flags, int use_flags, __global char* codes, __global float* sca,
                    __global int* olist, __global int* ocount) {
   __local float red[QWG_SIZE];
@@ -71,14 +78,14 @@ void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float
     if (lid < off) red[lid] = fmax(red[lid], red[lid + off]);
     barrier(CLK_LOCAL_MEM_FENCE);
   }
-  const float s = red[0];
+  const float s = static_amax > 0.0f ? static_amax : red[0];
 
   // Codes: round_half_even(a * 127 / s); outlier columns, padding and s == 0 give 0.
   __global char* c = codes + (size_t)i * kpad;
   for (int j = lid; j < kpad; j += QWG_SIZE) {
     int q = 0;
     if (j < cols && s != 0.0f && !is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j))
-      q = clamp((int)rint(div_rn(a[j] * 127.0f, s)), -127, 127);
+      q = int8_code(a[j], s);
     c[j] = (char)q;
   }
   if (lid == 0) sca[i] = s;
