@@ -1,19 +1,14 @@
 // `quill calibrate`: runs the model in f32 (the CPU reference forward: exact and device-independent)
-// over calibration text and writes the statistics of every matmul input (engine/calibration.hpp) as
-// JSON, for --calib on run / perplexity / quantize. Progress on stderr; a summary on stdout (one JSON
+// over calibration text and writes the statistics of every matmul input (quill_calibrate) as JSON,
+// for --calib on run / perplexity / quantize. Progress on stderr; a summary on stdout (one JSON
 // object as the last line with --json).
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/model_flags.hpp"
-#include "engine/calibration.hpp"
-#include "engine/error.hpp"
-#include "engine/log.hpp"
-#include "engine/progress.hpp"
+#include "cli/util.hpp"
 
 namespace quill::cli {
 namespace {
@@ -29,53 +24,47 @@ struct CalibrateOptions {
   bool json = false;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorKind::kFile, "cannot open text file '{}'", path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 int run(const CalibrateOptions& o) {
-  const auto source = open_weight_source(o.model);
-  const Tokenizer tokenizer = source->tokenizer();
-  const std::vector<int32_t> tokens = tokenizer.encode(read_file(o.text_path), /*add_bos=*/false);
-  const int64_t n = o.max_tokens > 0 ? std::min<int64_t>(o.max_tokens, int64_t(tokens.size())) : int64_t(tokens.size());
-  log_info("calibrating {} in f32 (CPU reference) on {} of {} tokens, windows of ctx {}", source->description(), n,
-           tokens.size(), o.ctx);
-  CalibrationOptions options{.ctx = o.ctx,
-                             .max_tokens = o.max_tokens,
-                             .int8_threshold = o.model.int8_threshold,
-                             .percentile = o.percentile};
-  ProgressBar bar("calibrate", n);
-  const CalibrationStats stats = calibrate(*source, tokens, options, [&](int64_t done, int64_t) { bar.update(done); });
+  const std::string text = read_text_file(o.text_path);
+  const quill_model_params model = model_params(o.model);
+  ProgressBar bar("calibrate");
+  quill_calibrate_params params = quill_calibrate_default_params();
+  params.ctx = o.ctx;
+  params.max_tokens = o.max_tokens;
+  params.percentile = o.percentile;
+  params.outlier_fraction = o.outlier_fraction;
+  params.progress_callback = ProgressBar::callback;
+  params.progress_callback_user_data = &bar;
+  const char* summary_json = nullptr;
+  check(quill_calibrate(o.model.path(), &model, text.data(), int64_t(text.size()), &params, o.out_path.c_str(),
+                        &summary_json));
   bar.finish();
-  save_calibration(stats, o.out_path);
+  const nlohmann::json summary = nlohmann::json::parse(summary_json);
 
-  const std::vector<int32_t> outliers = stats.outlier_dims(o.outlier_fraction);
-  std::FILE* text = o.json ? stderr : stdout;
-  std::fprintf(text, "calibrated %lld tokens, %zu matmul inputs -> %s\n", (long long)stats.tokens, stats.sites.size(),
-               o.out_path.c_str());
-  std::fprintf(text, "outlier dims (|x| >= %g in >= %g%% of tokens at a qkv/gate_up input): %s\n",
-               stats.int8_threshold, o.outlier_fraction * 100, fmt::format("{}", fmt::join(outliers, " ")).c_str());
-  std::fprintf(text, "%-6s %-8s %5s %10s %10s %10s %10s\n", "layer", "site", "dim", "absmax", "p99.99", "mse",
+  std::string outliers;
+  for (const auto& d : summary["outlier_dims"]) outliers += (outliers.empty() ? "" : " ") + std::to_string(d.get<int>());
+  std::FILE* out = o.json ? stderr : stdout;
+  std::fprintf(out, "calibrated %lld tokens, %zu matmul inputs -> %s\n", summary["tokens"].get<long long>(),
+               summary["sites"].size(), o.out_path.c_str());
+  std::fprintf(out, "outlier dims (|x| >= %g in >= %g%% of tokens at a qkv/gate_up input): %s\n",
+               summary["int8_threshold"].get<double>(), o.outlier_fraction * 100, outliers.c_str());
+  std::fprintf(out, "%-6s %-8s %5s %10s %10s %10s %10s\n", "layer", "site", "dim", "absmax", "p99.99", "mse",
                "entropy");
-  for (const SiteStats& s : stats.sites)
-    std::fprintf(text, "%-6d %-8s %5d %10.4g %10.4g %10.4g %10.4g\n", s.layer, matmul_site_name(s.site), s.dim,
-                 s.range(RangeMethod::kAbsmax), s.range(RangeMethod::kPercentile), s.range(RangeMethod::kMse),
-                 s.range(RangeMethod::kEntropy));
-  std::fflush(text);
+  for (const auto& s : summary["sites"]) {
+    const auto& r = s["ranges"];
+    std::fprintf(out, "%-6d %-8s %5d %10.4g %10.4g %10.4g %10.4g\n", s["layer"].get<int>(),
+                 s["site"].get<std::string>().c_str(), s["dim"].get<int>(), r["absmax"].get<double>(),
+                 r["percentile"].get<double>(), r["mse"].get<double>(), r["entropy"].get<double>());
+  }
+  std::fflush(out);
   if (o.json) {
-    nlohmann::json sites = nlohmann::json::array();
-    for (const SiteStats& s : stats.sites) {
-      nlohmann::json ranges;
-      for (RangeMethod m : kRangeMethods) ranges[std::string(range_method_name(m))] = s.range(m);
-      sites.push_back({{"layer", s.layer}, {"site", matmul_site_name(s.site)}, {"dim", s.dim}, {"ranges", ranges}});
-    }
-    const nlohmann::json out = {{"stats", o.out_path},     {"model", stats.model}, {"tokens", stats.tokens},
-                                {"ctx", stats.ctx},        {"outlier_dims", outliers}, {"sites", sites}};
-    std::printf("%s\n", out.dump().c_str());
+    const nlohmann::json result = {{"stats", o.out_path},
+                                   {"model", summary["model"]},
+                                   {"tokens", summary["tokens"]},
+                                   {"ctx", summary["ctx"]},
+                                   {"outlier_dims", summary["outlier_dims"]},
+                                   {"sites", summary["sites"]}};
+    std::printf("%s\n", result.dump().c_str());
   }
   return 0;
 }

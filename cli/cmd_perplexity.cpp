@@ -1,20 +1,16 @@
-// `quill perplexity`: perplexity of a model on a text file by the windowed protocol of
-// engine/perplexity.hpp, optionally with KL(f32 || scheme) and top-1 agreement against the same
-// weights in f32 run on the same device. Progress on stderr; the result on stdout (one JSON object
-// as the last line with --json).
+// `quill perplexity`: perplexity of a model on a text file by the windowed protocol of quill_perplexity
+// (include/quill.h), optionally with KL(f32 || scheme) and top-1 agreement against the same weights in
+// f32 run on the same device. Progress on stderr; the result on stdout (one JSON object as the last line
+// with --json).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/model_flags.hpp"
-#include "engine/error.hpp"
-#include "engine/log.hpp"
-#include "engine/perplexity.hpp"
-#include "engine/progress.hpp"
+#include "cli/util.hpp"
 
 namespace quill::cli {
 namespace {
@@ -30,85 +26,74 @@ struct PerplexityCliOptions {
   bool json = false;
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorKind::kFile, "cannot open text file '{}'", path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// The model of the flags; with fake_quant, the same weights quantized and dequantized on the CPU, run as f32.
-std::shared_ptr<Model> load(const ModelFlags& flags, bool fake_quant) {
-  if (!fake_quant) return load_model(flags);
-  ModelOptions options;
-  options.device = flags.device;
-  options.scheme = QuantScheme::F32;
-  QuantParams params;
-  params.block = flags.block;
-  params.double_quant = flags.double_quant;
-  params.int8_threshold = flags.int8_threshold;
-  const QuantScheme scheme = flags.quant.empty() ? QuantScheme::F32 : parse_quant_scheme(flags.quant);
-  auto inner = flags.model_path.empty() ? synthetic_weight_source(flags.synthetic, flags.synthetic_seed)
-                                        : gguf_weight_source(flags.model_path);
-  auto model = std::make_shared<Model>(*fake_quant_weight_source(std::move(inner), scheme, params), options);
-  log_info("model: {} on {}", model->description(), model->device().info().name);
-  return model;
-}
-
 int run(const PerplexityCliOptions& o) {
   const auto start = std::chrono::steady_clock::now();
-  auto model = load(o.model, o.fake_quant);
-  std::shared_ptr<Model> reference;
-  if (o.kl) {
-    ModelFlags f32 = o.model;
+  const std::string text = read_text_file(o.text_path);
+  quill_model_params params = model_params(o.model);
+  params.fake_quant = o.fake_quant;
+  const model_ptr model = load_model(o.model, params);
+  model_ptr reference;
+  if (o.kl) {  // the same weights in f32
+    quill_model_params f32 = model_params(o.model);
     f32.quant = "f32";
     f32.block = 0;
     f32.double_quant = false;
-    reference = load(f32, false);
+    f32.act_scale = nullptr;  // the reference is plain f32
+    reference = load_model(o.model, f32);
   }
-  const std::vector<int32_t> tokens = model->tokenizer().encode(read_text(o.text_path), /*add_bos=*/false);
-  PerplexityOptions options{.ctx = o.ctx, .max_tokens = o.max_tokens, .max_batch = o.max_batch};
+  quill_status status = QUILL_OK;
+  const std::vector<int32_t> tokens = tokenize(model.get(), text, /*add_bos=*/false, &status);
+  check(status);
   const int64_t n_scored = o.max_tokens > 0 ? std::min<int64_t>(o.max_tokens, int64_t(tokens.size()))
                                             : int64_t(tokens.size());
-  log_info("text: {} tokens, scoring {} in windows of ctx {} ([BOS] + {} tokens)", tokens.size(), n_scored, o.ctx,
-           o.ctx - 1);
-  ProgressBar bar("perplexity", int64_t(perplexity_windows(n_scored, o.ctx).size()));
-  const PerplexityResult r =
-      compute_perplexity(model, tokens, options, reference, [&](int done, int) { bar.update(done); });
+  if (log_enabled(QUILL_LOG_INFO))
+    std::fprintf(stderr, "text: %zu tokens, scoring %lld in windows of ctx %d ([BOS] + %d tokens)\n", tokens.size(),
+                 (long long)n_scored, o.ctx, o.ctx - 1);
+  ProgressBar bar("perplexity");
+  quill_perplexity_params pp = quill_perplexity_default_params();
+  pp.ctx = o.ctx;
+  pp.max_tokens = o.max_tokens;
+  pp.max_batch = o.max_batch;
+  pp.reference = reference.get();
+  pp.progress_callback = ProgressBar::callback;
+  pp.progress_callback_user_data = &bar;
+  quill_perplexity_result r{};
+  check(quill_perplexity(model.get(), tokens.data(), int64_t(tokens.size()), &pp, &r));
   bar.finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  quill_model_info info{};
+  check(quill_model_get_info(model.get(), &info));
   const std::string scheme = o.fake_quant ? "fake-" + (o.model.quant.empty() ? std::string("f32") : o.model.quant)
-                                          : std::string(scheme_name(model->scheme()));
+                                          : std::string(info.scheme);
 
   // Plain text first (stderr with --json, so the JSON object is the last line of stdout).
   std::FILE* text_out = o.json ? stderr : stdout;
   std::fprintf(text_out, "perplexity %.4f  (mean NLL %.6f +- %.6f nats/token) over %lld tokens in %d windows of ctx %d\n",
-               r.ppl(), r.nll(), r.nll_stderr(), (long long)r.tokens, r.windows, r.ctx);
+               r.ppl, r.nll, r.nll_stderr, (long long)r.tokens, r.windows, r.ctx);
   if (r.has_reference)
     std::fprintf(text_out, "vs f32 (perplexity %.4f): mean KL %.6g nats (max %.4g), top-1 agreement %.4f\n",
-                 r.reference_ppl(), r.kl_mean(), r.kl_max, r.top1_agree());
+                 r.ref_ppl, r.kl_mean, r.kl_max, r.top1_agree);
   std::fflush(text_out);
   if (o.json) {
-    nlohmann::json out = {{"ppl", r.ppl()},
-                          {"nll", r.nll()},
-                          {"nll_stderr", r.nll_stderr()},
+    nlohmann::json out = {{"ppl", r.ppl},
+                          {"nll", r.nll},
+                          {"nll_stderr", r.nll_stderr},
                           {"tokens", r.tokens},
                           {"windows", r.windows},
                           {"ctx", r.ctx},
                           {"scheme", scheme},
-                          {"bits_per_weight", model->bits_per_weight()},
+                          {"bits_per_weight", info.bits_per_weight},
                           {"double_quant", o.model.double_quant},
                           {"fake_quant", o.fake_quant},
-                          {"model", model->description()},
-                          {"device", model->device().info().name},
+                          {"model", info.description},
+                          {"device", info.device_name},
                           {"seconds", seconds}};
     if (r.has_reference) {
-      out["kl_mean"] = r.kl_mean();
+      out["kl_mean"] = r.kl_mean;
       out["kl_max"] = r.kl_max;
-      out["top1_agree"] = r.top1_agree();
-      out["ref_ppl"] = r.reference_ppl();
-      out["ref_nll"] = r.reference_nll();
+      out["top1_agree"] = r.top1_agree;
+      out["ref_ppl"] = r.ref_ppl;
+      out["ref_nll"] = r.ref_nll;
     }
     std::printf("%s\n", out.dump().c_str());
   }

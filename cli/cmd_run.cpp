@@ -12,7 +12,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_flags.hpp"
-#include "quill.hpp"
+#include "cli/util.hpp"
 
 namespace quill::cli {
 namespace {
@@ -41,31 +41,6 @@ int report_error() {
   return 1;
 }
 
-bool log_enabled(quill_log_level level) { return quill_log_get_level() >= level; }
-
-model_ptr load(const ModelFlags& f) {
-  quill_model_params p = quill_model_default_params();
-  p.device = f.device.c_str();
-  p.quant = f.quant.empty() ? nullptr : f.quant.c_str();
-  p.block = f.block;
-  p.double_quant = f.double_quant;
-  p.int8_threshold = f.int8_threshold;
-  p.quantize_embeddings = f.quantize_embeddings;
-  p.synthetic = f.synthetic.c_str();
-  p.synthetic_seed = f.synthetic_seed;
-  model_ptr model = ::quill::load_model(f.model_path.empty() ? nullptr : f.model_path.c_str(), &p);
-  if (!model) return model;
-  quill_model_info info{};
-  quill_model_get_info(model.get(), &info);
-  if (log_enabled(QUILL_LOG_INFO)) {
-    std::fprintf(stderr, "model: %s (%d layers, dim %d, %d heads / %d kv, ffn %d, vocab %d)\n", info.description,
-                 info.n_layers, info.dim, info.n_heads, info.n_kv_heads, info.ffn_dim, info.n_vocab);
-    std::fprintf(stderr, "device: %s; scheme %s: %.3f bits/weight, %.1f MiB of matmul weights, loaded in %.2f s\n",
-                 info.device_name, info.scheme, info.bits_per_weight, info.weight_bytes / 1048576.0, info.load_seconds);
-  }
-  return model;
-}
-
 struct Stream {
   std::string text;
   bool print = true;
@@ -82,14 +57,10 @@ bool on_token(int32_t, const char* piece, int32_t piece_len, void* user_data) {
 }
 
 int run(const RunOptions& o) {
-  model_ptr model = load(o.model);
-  if (!model) return report_error();
-  const int32_t needed = quill_tokenize(model.get(), o.prompt.c_str(), int32_t(o.prompt.size()), nullptr, 0, true);
-  if (needed == QUILL_INVALID) return report_error();
-  std::vector<int32_t> tokens(size_t(needed < 0 ? -needed : 0));
-  if (!tokens.empty() && quill_tokenize(model.get(), o.prompt.c_str(), int32_t(o.prompt.size()), tokens.data(),
-                                        int32_t(tokens.size()), true) < 0)
-    return report_error();
+  model_ptr model = load_model(o.model, model_params(o.model));
+  quill_status tokenized = QUILL_OK;
+  const std::vector<int32_t> tokens = tokenize(model.get(), o.prompt, /*add_bos=*/true, &tokenized);
+  if (tokenized != QUILL_OK) return report_error();
   quill_session_params session_params = quill_session_default_params();
   session_params.n_ctx = o.ctx;
   session_ptr session = create_session(model.get(), &session_params);

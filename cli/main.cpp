@@ -5,11 +5,11 @@
 #include <map>
 
 #include "cli/commands.hpp"
-#include "engine/error.hpp"
+#include "quill.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"quill: quantized LLM inference through OpenCL (NVIDIA GPUs, CPUs through PoCL)", "quill"};
-  app.set_version_flag("--version", QUILL_VERSION_STRING);
+  app.set_version_flag("--version", quill_version());
   app.require_subcommand(1);
   std::map<CLI::App*, quill::cli::Command> commands;
   auto add = [&](quill::cli::Command (*adder)(CLI::App&)) {

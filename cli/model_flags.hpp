@@ -1,13 +1,13 @@
 // Flags shared by every command that loads a model (-m / --synthetic, --quant and its tuning,
-// --device), and the load itself with its summary on stderr.
+// --calib / --smooth / --act-scale, --device), their quill_model_params, and the load itself with its
+// summary on stderr.
 #pragma once
 
-#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
-#include "engine/model.hpp"
+#include "quill.hpp"
 
 namespace quill::cli {
 
@@ -24,14 +24,15 @@ struct ModelFlags {
   std::string calib;      // --calib STATS.json (quill calibrate): llm-int8 outlier dims, SmoothQuant, static scales
   float smooth = 0.0f;    // --smooth ALPHA: SmoothQuant with these stats before quantizing (0 = off)
   std::string act_scale;  // --act-scale absmax|percentile|mse|entropy: int8 static activation scales ("" = per token)
+
+  // The path argument of the C API calls: NULL for the synthetic model.
+  const char* path() const { return model_path.empty() ? nullptr : model_path.c_str(); }
 };
 
 void add_model_flags(CLI::App& app, ModelFlags& flags);
-// The weights the flags name, SmoothQuant applied when --smooth is given (what quantize and calibrate read).
-std::shared_ptr<const WeightSource> open_weight_source(const ModelFlags& flags);
-// The ModelOptions of the flags (scheme, params, and from --calib the llm-int8 outlier dims / static scales).
-ModelOptions model_options(const ModelFlags& flags, bool profiling = false);
-// Loads the model the flags name; logs a one-line summary on stderr.
-std::shared_ptr<Model> load_model(const ModelFlags& flags, bool profiling = false);
+// The flags as load parameters; the strings point into flags, which must outlive the result.
+quill_model_params model_params(const ModelFlags& flags);
+// Loads the model the parameters describe; logs a one-line summary on stderr; throws on failure.
+model_ptr load_model(const ModelFlags& flags, const quill_model_params& params);
 
 }  // namespace quill::cli

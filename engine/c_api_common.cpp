@@ -84,6 +84,8 @@ quill_status set_error_from_current_exception() noexcept {
       throw;
     } catch (const Error& e) {
       return set_error(status_of(e.kind()), e.what());
+    } catch (const Cancelled&) {
+      return set_error(QUILL_ERR_CANCELLED, "cancelled by the progress callback");
     } catch (const std::bad_alloc&) {
       return set_error(QUILL_ERR_OUT_OF_MEMORY, "out of host memory");
     } catch (const std::exception& e) {
@@ -131,6 +133,8 @@ QUILL_API const char* quill_status_string(quill_status status) {
       return "context full";
     case QUILL_ERR_INTERNAL:
       return "internal error";
+    case QUILL_ERR_CANCELLED:
+      return "cancelled";
   }
   return "unknown status";
 }
@@ -178,6 +182,16 @@ QUILL_API const char* quill_quant_names(void) {
     }
   }();
   return names.c_str();
+}
+
+QUILL_API const char* quill_quant_scheme_name(const char* name) {
+  if (!capi::check_not_null(name, "quill_quant_scheme_name", "name")) return nullptr;
+  const char* canonical = nullptr;
+  capi::guard([&] {
+    canonical = scheme_name(parse_quant_scheme(name)).data();  // names are string literals
+    return QUILL_OK;
+  });
+  return canonical;
 }
 
 QUILL_API const char* quill_synthetic_names(void) {

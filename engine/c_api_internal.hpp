@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "engine/calibration.hpp"
 #include "engine/model.hpp"
 #include "engine/sampler.hpp"
 #include "engine/session.hpp"
+#include "engine/weight_source.hpp"
 #include "quill.h"
 
 struct quill_model {
@@ -51,5 +53,27 @@ quill_status guard(Body&& body) noexcept {
 
 // Argument checks: record "<function>: <what> is NULL" and return false.
 bool check_not_null(const void* p, const char* function, const char* what) noexcept;
+
+// Thrown through the engine when a quill_progress_callback returns false; guard() maps it to
+// QUILL_ERR_CANCELLED.
+struct Cancelled {};
+
+// An engine progress hook (done, total) calling a C callback (may be NULL); throws Cancelled on false.
+inline auto progress_hook(quill_progress_callback callback, void* user_data) {
+  return [callback, user_data](int64_t done, int64_t total) {
+    if (callback && !callback(done, total, user_data)) throw Cancelled{};
+  };
+}
+
+// What quill_model_params say beyond ModelOptions, resolved once per call (engine/c_api_model.cpp).
+// The stats of calib_path (null when none), after checking smooth_alpha / act_scale need them.
+std::shared_ptr<const CalibrationStats> calibration_of(const quill_model_params& p);
+// The weights to read: the GGUF at path (NULL = the synthetic preset), smoothed when smooth_alpha > 0.
+std::shared_ptr<const WeightSource> open_weight_source(const char* path, const quill_model_params& p,
+                                                       const CalibrationStats* calibration);
+// The load options: scheme and tuning; from the calibration the llm-int8 outlier dims (and static scales).
+ModelOptions model_options(const quill_model_params& p, const CalibrationStats* calibration);
+// Loads the model the params describe (fake-quant, smoothed, or as quill_model_load documents).
+std::shared_ptr<Model> load_model(const char* path, const quill_model_params& p);
 
 }  // namespace quill::capi

@@ -1,10 +1,15 @@
-// C API: model loading, model facts and the tokenizer (include/quill.h).
+// C API: model loading (with calibration, SmoothQuant and fake-quant from quill_model_params), model
+// facts and the tokenizer (include/quill.h).
 #include <cstring>
 #include <string>
 
 #include "engine/c_api_internal.hpp"
 #include "engine/error.hpp"
+#include "engine/log.hpp"
+#include "engine/perplexity.hpp"
 #include "engine/quant_scheme.hpp"
+#include "engine/quantized_gguf.hpp"
+#include "engine/smoothquant.hpp"
 
 using namespace quill;
 
@@ -13,7 +18,94 @@ namespace {
 // -(needed) as the protocol's "too small" answer, saturated to stay distinct from QUILL_INVALID.
 int32_t too_small(size_t needed) { return needed >= size_t(INT32_MAX) ? -INT32_MAX : -int32_t(needed); }
 
+bool is_set(const char* s) { return s && *s; }
+
+std::string preset_name(const quill_model_params& p) { return is_set(p.synthetic) ? p.synthetic : "tiny"; }
+
+// The weights of path (NULL = the synthetic preset) quantized and dequantized on the CPU, loaded as f32.
+std::shared_ptr<Model> load_fake_quant(const char* path, const quill_model_params& p) {
+  if (is_set(p.calib_path) || p.smooth_alpha != 0 || is_set(p.act_scale))
+    fail(ErrorKind::kInvalidArgument,
+         "--fake-quant simulates weight rounding only: it does not combine with --calib, --smooth or --act-scale");
+  ModelOptions options;
+  if (p.device) options.device = p.device;
+  options.scheme = QuantScheme::F32;
+  options.profiling = p.profiling;
+  QuantParams params;
+  params.block = p.block;
+  params.double_quant = p.double_quant;
+  params.int8_threshold = p.int8_threshold;
+  const QuantScheme scheme = is_set(p.quant) ? parse_quant_scheme(p.quant) : QuantScheme::F32;
+  auto inner = path ? gguf_weight_source(path) : synthetic_weight_source(preset_name(p), p.synthetic_seed);
+  return std::make_shared<Model>(*fake_quant_weight_source(std::move(inner), scheme, params), options);
+}
+
 }  // namespace
+
+namespace quill::capi {
+
+std::shared_ptr<const CalibrationStats> calibration_of(const quill_model_params& p) {
+  if (!(p.smooth_alpha >= 0 && p.smooth_alpha <= 1))
+    fail(ErrorKind::kInvalidArgument, "--smooth {} outside (0, 1]", p.smooth_alpha);
+  if (!is_set(p.calib_path)) {
+    if (p.smooth_alpha > 0) fail(ErrorKind::kInvalidArgument, "--smooth needs --calib STATS.json (quill calibrate)");
+    if (is_set(p.act_scale))
+      fail(ErrorKind::kInvalidArgument, "--act-scale needs --calib STATS.json (quill calibrate)");
+    return nullptr;
+  }
+  return std::make_shared<CalibrationStats>(load_calibration(p.calib_path));
+}
+
+std::shared_ptr<const WeightSource> open_weight_source(const char* path, const quill_model_params& p,
+                                                       const CalibrationStats* calibration) {
+  if (path && !*path) fail(ErrorKind::kFile, "model path is empty");
+  std::shared_ptr<const WeightSource> source =
+      path ? std::shared_ptr<const WeightSource>(open_gguf_weight_source(path))
+           : std::shared_ptr<const WeightSource>(synthetic_weight_source(preset_name(p), p.synthetic_seed));
+  if (p.smooth_alpha > 0) {
+    if (dynamic_cast<const QuantizedGgufSource*>(source.get()))
+      fail(ErrorKind::kInvalidArgument, "--smooth: {} is already quantized (smooth before quill quantize)",
+           path ? path : "");
+    if (!calibration) fail(ErrorKind::kInternal, "open_weight_source: smoothing without calibration stats");
+    source = smoothquant_weight_source(std::move(source), *calibration, p.smooth_alpha);
+  }
+  return source;
+}
+
+ModelOptions model_options(const quill_model_params& p, const CalibrationStats* calibration) {
+  ModelOptions options;
+  if (p.device) options.device = p.device;
+  if (is_set(p.quant)) options.scheme = parse_quant_scheme(p.quant);
+  if (p.block < 0) fail(ErrorKind::kInvalidArgument, "block size {} is negative", p.block);
+  options.params.block = p.block;
+  options.params.double_quant = p.double_quant;
+  options.params.int8_threshold = p.int8_threshold;
+  options.quantize_embeddings = p.quantize_embeddings;
+  options.profiling = p.profiling;
+  if (!calibration) return options;
+  if (options.scheme == QuantScheme::LlmInt8) {
+    options.outlier_dims = calibration->outlier_dims();
+    log_info("calibration {}: llm-int8 keeps fp16 weight columns for {} outlier dims", p.calib_path,
+             options.outlier_dims.size());
+    if (options.outlier_dims.empty()) log_warn("calibration found no outlier dims: llm-int8 uses the model's known ones");
+  }
+  if (is_set(p.act_scale)) {
+    if (options.scheme != QuantScheme::Int8) fail(ErrorKind::kInvalidArgument, "--act-scale applies to --quant int8 only");
+    options.static_act_amax = calibration->site_amax(parse_range_method(p.act_scale));  // per matmul input
+  }
+  return options;
+}
+
+std::shared_ptr<Model> load_model(const char* path, const quill_model_params& p) {
+  if (path && !*path) fail(ErrorKind::kFile, "model path is empty");
+  if (p.fake_quant) return load_fake_quant(path, p);
+  const auto calibration = calibration_of(p);
+  const ModelOptions options = model_options(p, calibration.get());
+  if (p.smooth_alpha > 0) return std::make_shared<Model>(*open_weight_source(path, p, calibration.get()), options);
+  return path ? Model::load_gguf(path, options) : Model::synthetic(preset_name(p), options, p.synthetic_seed);
+}
+
+}  // namespace quill::capi
 
 extern "C" {
 
@@ -27,6 +119,13 @@ QUILL_API quill_model_params quill_model_default_params(void) {
   p.quantize_embeddings = false;
   p.synthetic = "tiny";
   p.synthetic_seed = 1;
+  p.calib_path = nullptr;
+  p.smooth_alpha = 0.0f;
+  p.act_scale = nullptr;
+  p.fake_quant = false;
+  p.profiling = false;
+  p.progress_callback = nullptr;
+  p.progress_callback_user_data = nullptr;
   return p;
 }
 
@@ -35,21 +134,8 @@ QUILL_API quill_status quill_model_load(const char* path, const quill_model_para
   *out = nullptr;
   const quill_model_params p = params ? *params : quill_model_default_params();
   return capi::guard([&] {
-    ModelOptions options;
-    if (p.device) options.device = p.device;
-    if (p.quant && *p.quant) options.scheme = parse_quant_scheme(p.quant);
-    if (p.block < 0) fail(ErrorKind::kInvalidArgument, "block size {} is negative", p.block);
-    options.params.block = p.block;
-    options.params.double_quant = p.double_quant;
-    options.params.int8_threshold = p.int8_threshold;
-    options.quantize_embeddings = p.quantize_embeddings;
     auto handle = std::make_unique<quill_model>();
-    if (path) {
-      if (!*path) fail(ErrorKind::kFile, "model path is empty");
-      handle->model = Model::load_gguf(path, options);
-    } else {
-      handle->model = Model::synthetic(p.synthetic && *p.synthetic ? p.synthetic : "tiny", options, p.synthetic_seed);
-    }
+    handle->model = capi::load_model(path, p);
     const Model& m = *handle->model;
     handle->description = m.description();
     handle->device_name = m.device().info().name;

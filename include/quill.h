@@ -7,6 +7,8 @@
  *   quill_session  one conversation (KV cache, position); use each from one thread at a time.
  *                  Sessions on one model are independent and may run on different threads at once.
  *   quill_sampler  token selection state (RNG); one per generation stream, one thread at a time.
+ * The tools at the end (quantize, calibrate, perplexity, bandwidth probe, kernel profile) are what the
+ * `quill` command-line tool is built from; long ones report through a quill_progress_callback.
  *
  * Errors: every call that can fail returns a quill_status (or a documented sentinel) and records a
  * message for quill_last_error() in the calling thread. Strings returned by the library are owned by it.
@@ -55,7 +57,8 @@ typedef enum quill_status {
   QUILL_ERR_DEVICE = 4,           /* OpenCL error, no platform, kernel build failure (message has the log) */
   QUILL_ERR_OUT_OF_MEMORY = 5,    /* host or device allocation refused */
   QUILL_ERR_CONTEXT_FULL = 6,     /* the session's context length is exhausted */
-  QUILL_ERR_INTERNAL = 7          /* a bug in quill (please report the message) */
+  QUILL_ERR_INTERNAL = 7,         /* a bug in quill (please report the message) */
+  QUILL_ERR_CANCELLED = 8         /* a progress callback returned false */
 } quill_status;
 
 /* Sentinel returned by the int32_t-returning calls (tokenize, token_to_piece, ...) on a bad argument;
@@ -96,6 +99,12 @@ QUILL_API const char* quill_devices_json(const char* spec);
 /* Space-separated valid names, for help texts: quantization schemes and synthetic model presets. */
 QUILL_API const char* quill_quant_names(void);
 QUILL_API const char* quill_synthetic_names(void);
+/* The canonical name of a scheme name or alias ("q4_0" -> "int4"); NULL for an unknown name (or NULL). */
+QUILL_API const char* quill_quant_scheme_name(const char* name);
+
+/* Progress of long work: done of total units (layers, tokens or windows, as each call documents).
+ * Return false to cancel: the call then fails with QUILL_ERR_CANCELLED and leaves no output file. */
+typedef bool (*quill_progress_callback)(int64_t done, int64_t total, void* user_data);
 
 /* ---------------------------------------------------------------- model */
 
@@ -112,6 +121,19 @@ typedef struct quill_model_params {
   const char* synthetic;    /* when path is NULL: the built-in synthetic model preset (default "tiny";
                                see quill_synthetic_names()) — deterministic weights, for tests and demos */
   uint64_t synthetic_seed;  /* seed of the synthetic model's weights (default 1) */
+  /* Calibration (quill_calibrate writes the stats file). */
+  const char* calib_path;   /* stats JSON: llm-int8 keeps fp16 weight columns for its outlier dims; needed by
+                               smooth_alpha and act_scale. NULL/"" = none */
+  float smooth_alpha;       /* SmoothQuant migration strength in (0, 1] with calib_path; 0 = off (default) */
+  const char* act_scale;    /* int8 static per-tensor activation scales from calib_path by method "absmax",
+                               "percentile", "mse" or "entropy" (one fixed scale per matmul input, saturating);
+                               NULL/"" = per-token absmax (default) */
+  bool fake_quant;          /* quantize and dequantize the weights to quant on the CPU and run them in f32
+                               (simulates weight rounding only; no calib_path / smooth_alpha / act_scale) */
+  bool profiling;           /* event timing on the device queue, for quill_model_profile_begin/end (default off) */
+  quill_progress_callback progress_callback; /* quill_model_quantize: layers done of n_layers + 1; NULL = none.
+                                                (quill_model_load does not report through it yet.) */
+  void* progress_callback_user_data;
 } quill_model_params;
 
 QUILL_API quill_model_params quill_model_default_params(void);
@@ -229,6 +251,92 @@ typedef bool (*quill_token_callback)(int32_t token, const char* piece, int32_t p
 QUILL_API quill_status quill_generate(quill_session* session, quill_sampler* sampler, const int32_t* prompt,
                                       int32_t n_prompt, int32_t max_tokens, quill_token_callback callback,
                                       void* user_data, int32_t* n_generated);
+
+/* ---------------------------------------------------------------- tools: quantize, calibrate, perplexity, bench */
+
+typedef struct quill_quantize_result {
+  const char* description;      /* the source model, e.g. "stories260K.gguf (llama, f32)" */
+  const char* scheme;           /* canonical scheme written */
+  double bits_per_weight;       /* of the per-layer matmuls, as quill_model_info */
+  int64_t weights;              /* elements of the per-layer matmuls */
+  int64_t file_bytes;
+  int32_t native_tensors;       /* matmul tensors stored as standard ggml types */
+  int32_t quill_tensors;        /* stored as quill_* tensors */
+  const int32_t* outlier_dims;  /* llm-int8: the outlier dims from calib_path (NULL when none) */
+  int32_t n_outlier_dims;
+} quill_quantize_result;
+
+/* Quantizes a model once and writes it as a GGUF that quill_model_load reads without re-quantizing
+ * (like llama_model_quantize). in_path NULL = params->synthetic. params->quant is required; block,
+ * double_quant, int8_threshold, quantize_embeddings, calib_path, smooth_alpha and act_scale are baked into
+ * the file; device is unused. The file is written atomically. result (may be NULL): strings and arrays are
+ * owned by the library, valid until the next call in this thread. */
+QUILL_API quill_status quill_model_quantize(const char* in_path, const char* out_path, const quill_model_params* params,
+                                            quill_quantize_result* result);
+
+typedef struct quill_calibrate_params {
+  int32_t ctx;              /* windows of [BOS] + ctx-1 text tokens, as perplexity (default 512) */
+  int64_t max_tokens;       /* use only the first N text tokens; 0 = all (default) */
+  double percentile;        /* of the "percentile" range method (default 99.99) */
+  double outlier_fraction;  /* summary: a dim is an outlier when it reaches the int8 threshold in this fraction
+                               of the tokens at a qkv/gate_up input (default 0.01) */
+  quill_progress_callback progress_callback; /* text tokens done of those used; NULL = none */
+  void* progress_callback_user_data;
+} quill_calibrate_params;
+
+QUILL_API quill_calibrate_params quill_calibrate_default_params(void);
+/* Runs the model's weights in f32 on the CPU reference forward (exact, no device) over text (text_len bytes,
+ * or NUL-terminated when < 0; tokenized as a whole without BOS) and writes the statistics of every matmul
+ * input as JSON to out_path, for quill_model_params.calib_path. model_path NULL = model_params->synthetic;
+ * of model_params (NULL = defaults) the weights, int8_threshold (outlier counting) and smooth_alpha +
+ * calib_path (calibrate smoothed weights) are used. summary_json (may be NULL) receives
+ *   {"model","tokens","ctx","int8_threshold","percentile","outlier_fraction","outlier_dims":[...],
+ *    "sites":[{"layer","site","dim","ranges":{"absmax","percentile","mse","entropy"}}]}
+ * owned by the library, valid until the next call in this thread (NULL on failure). */
+QUILL_API quill_status quill_calibrate(const char* model_path, const quill_model_params* model_params,
+                                       const char* text, int64_t text_len, const quill_calibrate_params* params,
+                                       const char* out_path, const char** summary_json);
+
+typedef struct quill_perplexity_params {
+  int32_t ctx;                 /* window length including the BOS: chunks of ctx-1 text tokens (default 512) */
+  int64_t max_tokens;          /* score only the first N text tokens; 0 = all (default) */
+  int32_t max_batch;           /* tokens per device pass (default 256) */
+  quill_model* reference;      /* NULL, or a model with the same vocabulary (typically the weights in f32):
+                                  adds KL(reference || model) and top-1 agreement */
+  quill_progress_callback progress_callback; /* windows done of all; NULL = none */
+  void* progress_callback_user_data;
+} quill_perplexity_params;
+
+typedef struct quill_perplexity_result {
+  double ppl, nll, nll_stderr; /* exp(mean NLL); mean NLL in nats/token and its standard error */
+  int64_t tokens;              /* text tokens scored */
+  int32_t windows, ctx;
+  bool has_reference;          /* the fields below are set only with a reference model */
+  double ref_ppl, ref_nll, kl_mean, kl_max, top1_agree;
+} quill_perplexity_result;
+
+QUILL_API quill_perplexity_params quill_perplexity_default_params(void);
+/* Perplexity of model on text tokens (tokenized as a whole without BOS: quill_tokenize(..., false)) by the
+ * windowed protocol of docs/QUALITY.md: consecutive chunks of ctx-1 tokens, each evaluated as [BOS] + chunk
+ * in a fresh session, every token predicted once; log-softmax, NLL and KL in double. tokens may be NULL when
+ * n_tokens is 0. QUILL_ERR_INVALID_ARGUMENT for ctx < 2 or past the model's context, a model without BOS, a
+ * token outside the vocabulary or a reference with another vocabulary. */
+QUILL_API quill_status quill_perplexity(quill_model* model, const int32_t* tokens, int64_t n_tokens,
+                                        const quill_perplexity_params* params, quill_perplexity_result* out);
+
+/* Streaming read bandwidth of a device (spec as quill_model_params.device), in bytes per second: reads
+ * `bytes` (capped at the device's largest allocation) with coalesced loads, the median of reps timed runs
+ * after two warm-ups. The floor that decode timings are compared against. */
+QUILL_API quill_status quill_device_read_bandwidth(const char* device, uint64_t bytes, int32_t reps,
+                                                   double* out_bytes_per_second);
+
+/* Per-kernel device time of the work between begin and end on the model's device (its sessions). Needs a
+ * model loaded with params.profiling; diagnostics: launches from every session of the model are counted.
+ * end waits for the recorded kernels and returns
+ *   {"kernels":[{"name","launches","total_ns"}, ...]}  (most time first)
+ * owned by the library, valid until the next call in this thread; NULL on failure (not recording, ...). */
+QUILL_API quill_status quill_model_profile_begin(quill_model* model);
+QUILL_API const char* quill_model_profile_end(quill_model* model);
 
 #ifdef __cplusplus
 }

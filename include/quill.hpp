@@ -1,5 +1,6 @@
 // quill.hpp — optional C++ convenience over quill.h: unique_ptr handles with the matching free calls,
-// and a helper that turns a status into a message. Header-only; the ABI stays the C one.
+// a helper that turns a status into a message, and tokenize() into a vector. Header-only; the ABI stays
+// the C one.
 //
 //   quill::model_ptr model = quill::load_model(path, params);   // nullptr on failure, see quill_last_error()
 //   quill::session_ptr session = quill::create_session(model.get());
@@ -7,6 +8,8 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "quill.h"
 
@@ -53,6 +56,26 @@ inline sampler_ptr create_sampler(const quill_sampler_params* params = nullptr, 
   const quill_status s = quill_sampler_create(params, &p);
   if (status) *status = s;
   return sampler_ptr(p);
+}
+
+// text -> token ids through quill_tokenize's size protocol. On failure: empty, *status (when given) says why.
+inline std::vector<int32_t> tokenize(const quill_model* model, std::string_view text, bool add_bos,
+                                     quill_status* status = nullptr) {
+  if (status) *status = QUILL_OK;
+  if (text.size() > size_t(INT32_MAX)) {  // quill_tokenize takes an int32_t length
+    if (status) *status = QUILL_ERR_INVALID_ARGUMENT;
+    return {};
+  }
+  const char* data = text.data() ? text.data() : "";
+  const int32_t len = int32_t(text.size());
+  const int32_t needed = quill_tokenize(model, data, len, nullptr, 0, add_bos);
+  std::vector<int32_t> tokens(needed < 0 && needed != QUILL_INVALID ? size_t(-int64_t(needed)) : 0);
+  if (needed == QUILL_INVALID ||
+      (!tokens.empty() && quill_tokenize(model, data, len, tokens.data(), int32_t(tokens.size()), add_bos) < 0)) {
+    if (status) *status = QUILL_ERR_INVALID_ARGUMENT;
+    return {};
+  }
+  return tokens;
 }
 
 }  // namespace quill
