@@ -2,6 +2,7 @@
 #include "host/transformer_kernels.hpp"
 
 #include <cmath>
+#include <cstdlib>
 
 #include "engine/error.hpp"
 #include "host/device.hpp"
@@ -17,6 +18,8 @@ std::string kv_flag(bool f32) { return f32 ? "-DKV_F32=1" : ""; }
 std::string attention_flags(const TransformerKernelOptions& o) {
   std::string f = fmt::format("-DWG={} {}", kAttentionWg, kv_flag(o.kv_f32));
   if (o.keys_by_warp >= 0) f += fmt::format(" -DKEYS_BY_WARP={}", o.keys_by_warp ? 1 : 0);
+  if (const char* extra = std::getenv("QUILL_ATTENTION_FLAGS"); extra && *extra)  // benchmarking: e.g. -DKEY_BATCH=16
+    f += std::string(" ") + extra;
   return f;
 }
 

@@ -76,9 +76,12 @@ void attention_decode(__global const float* qkv, __global KV_T* k_cache, __globa
   barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
   if (lid == 0) is_last = several && atomic_inc(&done[h]) == n_splits - 1;
   barrier(CLK_LOCAL_MEM_FENCE);
-  // Every work-group runs the merge loop and only the last one stores it: PoCL 3.1 corrupts memory
-  // when this block sits under `if (is_last)`.
+  // Only the last work-group needs the merge. Portable path: every work-group runs the loop and only
+  // the last one stores it (PoCL 3.1 corrupts memory when this block sits under `if (is_last)`).
   const int last = is_last;
+#if QUILL_PTX
+  if (last)
+#endif
   {
     mem_fence(CLK_GLOBAL_MEM_FENCE);
     __global volatile const float* all = partial + (size_t)h * n_splits * (head_dim + 2);  // other groups' writes
