@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/commands.hpp"
+#include "cli/util.hpp"
 #include "quill.h"
 
 namespace quill::cli {
@@ -19,7 +20,7 @@ struct DevicesOptions {
 int run_devices(const DevicesOptions& options) {
   const char* text = quill_devices_json(options.device.c_str());
   if (!text) {
-    std::fprintf(stderr, "quill: error: %s\n", quill_last_error());
+    print_error(quill_last_error());
     return 1;
   }
   if (options.json) {

@@ -37,7 +37,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 int report_error() {
-  std::fprintf(stderr, "quill: error: %s\n", quill_last_error());
+  print_error(quill_last_error());
   return 1;
 }
 

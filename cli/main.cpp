@@ -5,6 +5,7 @@
 #include <map>
 
 #include "cli/commands.hpp"
+#include "cli/util.hpp"
 #include "quill.h"
 
 int main(int argc, char** argv) {
@@ -32,7 +33,7 @@ int main(int argc, char** argv) {
     for (auto& [sub, command] : commands)
       if (sub->parsed()) return command();
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "quill: error: %s\n", e.what());
+    quill::cli::print_error(e.what());
     return 1;
   }
   return 0;

@@ -11,12 +11,37 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "quill.hpp"
 
 namespace quill::cli {
 
 [[noreturn]] inline void fail(const std::string& message) { throw std::runtime_error(message); }
+
+// Prints "quill: error: MESSAGE" as one line on stderr: control characters (a newline inside a tensor
+// name read from a hostile file, ...) are written escaped. A kernel build failure's compiler log,
+// after "build log:", follows verbatim on the next lines.
+inline void print_error(const std::string& message) {
+  static constexpr std::string_view kLog = "build log:";
+  const size_t log_at = message.find(kLog);
+  const size_t line_end = log_at == std::string::npos ? message.size() : log_at + kLog.size();
+  std::string line = "quill: error: ";
+  for (size_t i = 0; i < line_end; ++i) {
+    const unsigned char ch = static_cast<unsigned char>(message[i]);
+    if (ch == '\n') line += "\\n";
+    else if (ch < 0x20 || ch == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", ch);
+      line += hex;
+    } else {
+      line += char(ch);
+    }
+  }
+  std::fprintf(stderr, "%s\n", line.c_str());
+  if (line_end < message.size())
+    std::fprintf(stderr, "%s\n", message.c_str() + line_end + (message[line_end] == '\n' ? 1 : 0));
+}
 
 // Throws quill_last_error() for a failed call.
 inline void check(quill_status status) {

@@ -19,6 +19,7 @@ Session::Session(std::shared_ptr<Model> model, const SessionOptions& options)
   if (n_ctx_ <= 0) fail(ErrorKind::kInvalidArgument, "context length must be positive");
   if (options_.max_batch <= 0) fail(ErrorKind::kInvalidArgument, "max_batch must be positive");
   const size_t cache_bytes = size_t(n_ctx_) * c.kv_dim() * (kernels_.kv_f32() ? 4 : 2);
+  check_cache_fits(cache_bytes);
   for (int l = 0; l < c.n_layers; ++l) {
     k_cache_.emplace_back(device_, cache_bytes);
     v_cache_.emplace_back(device_, cache_bytes);
@@ -27,6 +28,24 @@ Session::Session(std::shared_ptr<Model> model, const SessionOptions& options)
   decode_done_ = host::Buffer(device_, size_t(c.n_heads) * sizeof(int32_t));
   decode_done_.fill_bytes(0);
   ensure_scratch(1);
+}
+
+// Refuses (kOutOfMemory, with the sizes) a KV cache the device cannot hold next to what is already
+// allocated, before allocating any of it: OpenCL allocates lazily, so an oversized cache would
+// otherwise fail in the middle of the first eval.
+void Session::check_cache_fits(size_t layer_bytes) const {
+  const host::DeviceInfo& info = device_.info();
+  const LlamaConfig& c = model_->config();
+  const double total = 2.0 * double(layer_bytes) * c.n_layers;
+  if (layer_bytes > info.max_alloc_bytes)
+    fail(ErrorKind::kOutOfMemory,
+         "KV cache of {} tokens: {} bytes per layer and tensor exceed {}'s maximum allocation of {} bytes "
+         "(use a shorter context)", n_ctx_, layer_bytes, info.name, info.max_alloc_bytes);
+  const double free_bytes = double(info.global_mem_bytes) - double(device_.allocated_bytes());
+  if (total > free_bytes)
+    fail(ErrorKind::kOutOfMemory,
+         "KV cache of {} tokens needs {:.0f} MiB but {} has {:.0f} MiB left of {:.0f} MiB (use a shorter context)",
+         n_ctx_, total / 1048576.0, info.name, free_bytes / 1048576.0, double(info.global_mem_bytes) / 1048576.0);
 }
 
 void Session::ensure_scratch(int n) {

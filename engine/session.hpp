@@ -42,6 +42,7 @@ class Session {
  private:
   void run_batch(const int32_t* tokens, int n, bool all_logits, float* logits_out);
   void ensure_scratch(int n);
+  void check_cache_fits(size_t layer_bytes) const;
 
   std::shared_ptr<Model> model_;
   host::Device& device_;

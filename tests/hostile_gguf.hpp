@@ -208,6 +208,8 @@ inline std::vector<HostileCase> hostile_cases() {
         [&](auto& b) { b[L.key_at("general.architecture") + 19] = 0xfe; });
   patch("non-UTF-8 architecture", "unsupported architecture",
         [&](auto& b) { b[L.value_at("general.architecture") + 8 + 2] = 0xc3; });
+  patch("newline in architecture", "unsupported architecture 'll\nma'",  // the CLI must still print one line
+        [&](auto& b) { b[L.value_at("general.architecture") + 8 + 2] = '\n'; });
   patch("architecture llamx", "unsupported architecture 'llamx'",
         [&](auto& b) { b[L.value_at("general.architecture") + 8 + 4] = 'x'; });
   patch("embedding_length vs tensors", "shape mismatch",

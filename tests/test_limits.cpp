@@ -119,6 +119,24 @@ TEST_F(LimitsOnTiny, PromptLongerThanTheContextIsContextFull) {
   EXPECT_THROW(session.eval(std::span(prompt).first(1)), Error);
 }
 
+TEST_F(LimitsOnTiny, KvCacheLargerThanTheDeviceIsRefusedBeforeAllocating) {
+  const host::DeviceInfo& info = model_->device().info();
+  const LlamaConfig& c = model_->config();
+  const uint64_t per_token = 2ull * c.n_layers * uint64_t(c.kv_dim()) * 2;  // K and V, fp16, every layer
+  const uint64_t n_ctx = info.global_mem_bytes / per_token + 1;
+  if (n_ctx > uint64_t(std::numeric_limits<int32_t>::max())) GTEST_SKIP() << "device memory too large for int n_ctx";
+  const uint64_t before = model_->device().allocated_bytes();
+  try {
+    Session session(model_, {.n_ctx = int(n_ctx)});
+    FAIL() << "a " << n_ctx << "-token cache was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kOutOfMemory);
+    EXPECT_NE(std::string(e.what()).find("KV cache of " + std::to_string(n_ctx) + " tokens"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(model_->device().allocated_bytes(), before);
+}
+
 TEST_F(LimitsOnTiny, TokenIdsOutsideTheVocabularyAreRejected) {
   Session session(model_, {.n_ctx = 16});
   const int32_t vocab = model_->config().vocab_size;
