@@ -2,8 +2,9 @@
 # Runs on an NVIDIA GPU machine without network (the device tool, ../shared/GPU.md): unpacks the
 # packages carried in .device/ (scripts/fetch_device_debs.sh), registers NVIDIA's OpenCL ICD, builds
 # quill in build-device/, then runs the steps asked for: `test` (the suite on the GPU), `bench`
-# (kernel benchmarks), `e2e` (every scheme on stories260K), `perf` (quill bench, Llama-2-7B shapes),
-# or `all`. Results land in $OUT (default ./device-out).
+# (kernel benchmarks), `attention` (attention kernels alone), `e2e` (every scheme on stories260K),
+# `perf` (quill bench, Llama-2-7B shapes), `profile` (per-kernel split of pp and tg), or `all`.
+# Results land in $OUT (default ./device-out).
 # Usage: bash scripts/device.sh [test] [bench] [all] [-- extra ctest arguments, e.g. -R Lut]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,15 @@ if want e2e; then
       ./build-device/quill run -m .device/stories260K.gguf --device gpu -q "$q" --temp 0 -n 40 2>/dev/null
     done | tee "$out/e2e-stories260k.txt"
   fi
+fi
+if want attention; then
+  # The attention kernels alone (decode at several context lengths, prefill of 512 tokens).
+  ./build-device/benchmarks/quill_bench_attention gpu | tee "$out/bench-attention.txt"
+fi
+if want profile; then
+  # Per-kernel device time of one pp512 and the tg tokens, int8 and nf4 (where the time goes).
+  ./build-device/quill bench --synthetic llama-2-7b --device gpu -q "${QUILL_PROFILE_QUANT:-int8,nf4}" -p 512 -n 32 \
+    -r 1 --profile 2>&1 | tee "$out/profile.txt"
 fi
 if want perf; then
   # llama-bench-like throughput on the Llama-2-7B shapes (synthetic weights).
