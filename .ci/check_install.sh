@@ -19,6 +19,9 @@ start=$(date +%s)
 step() { echo "check_install: [$(( $(date +%s) - start ))s] $*" >&2; }
 die() { echo "check_install: FAILED: $*" >&2; exit 1; }
 
+step "the CLI is a host application of the C API: no engine/ or host/ header under cli/"
+if grep -rnE '#include "(engine|host)/' cli/; then die "cli/ includes engine or host headers (use include/quill.h)"; fi
+
 step "building and installing to $prefix"
 if [[ ! -f $build/CMakeCache.txt ]]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DQUILL_BUILD_TESTS=OFF -DQUILL_BUILD_BENCHMARKS=OFF >/dev/null

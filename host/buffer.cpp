@@ -15,6 +15,8 @@ Buffer::Buffer(Device& device, size_t bytes) : device_(&device), bytes_(bytes) {
     fail(ErrorKind::kOutOfMemory, "device buffer of {} bytes exceeds {}'s maximum allocation of {} bytes", bytes,
          info.name, info.max_alloc_bytes);
   }
+  if (device.take_injected_allocation_failure())
+    fail(ErrorKind::kOutOfMemory, "device buffer of {} bytes: out of device memory (injected by a test)", bytes);
   cl_int status = CL_SUCCESS;
   mem_ = clCreateBuffer(device.context(), CL_MEM_READ_WRITE, bytes, nullptr, &status);
   check_cl(status, "clCreateBuffer");

@@ -66,6 +66,13 @@ void Device::note_alloc(size_t bytes) {
 
 void Device::note_free(size_t bytes) { allocated_.fetch_sub(bytes); }
 
+bool Device::take_injected_allocation_failure() {
+  int64_t left = fail_allocation_after_.load();
+  while (left >= 0 && !fail_allocation_after_.compare_exchange_weak(left, left - 1)) {
+  }
+  return left == 0;  // this allocation was the one to fail (the counter is now -1: off again)
+}
+
 void Device::set_profile_recording(bool on) {
   if (on && !profiling_) fail(ErrorKind::kInvalidArgument, "kernel profiling needs a device opened with profiling");
   recording_ = on;

@@ -45,6 +45,10 @@ class Device {
   void flush();
 
   // Device memory accounting (Buffer reports here).
+  // Fault injection for tests: the allocation after the next `after` ones fails as a device
+  // out-of-memory would (-1: off, the default). Lets tests drive the out-of-memory paths.
+  void inject_allocation_failure(int64_t after) { fail_allocation_after_.store(after); }
+  bool take_injected_allocation_failure();  // Buffer's constructor asks before allocating
   void note_alloc(size_t bytes);
   void note_free(size_t bytes);
   uint64_t allocated_bytes() const { return allocated_.load(); }
@@ -74,6 +78,7 @@ class Device {
   bool profiling_ = false;
   std::unique_ptr<ProgramCache> cache_;
   std::atomic<uint64_t> allocated_{0};
+  std::atomic<int64_t> fail_allocation_after_{-1};
   std::atomic<uint64_t> peak_{0};
   std::atomic<uint64_t> launches_{0};
   bool recording_ = false;

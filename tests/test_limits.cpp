@@ -137,6 +137,36 @@ TEST_F(LimitsOnTiny, KvCacheLargerThanTheDeviceIsRefusedBeforeAllocating) {
   EXPECT_EQ(model_->device().allocated_bytes(), before);
 }
 
+// Out of device memory in the middle of an eval (here: while the session grows its scratch buffers
+// for a longer prompt, injected) reports kOutOfMemory, evaluates nothing, and leaves the session usable:
+// the same prompt afterwards gives the logits of a session that never failed.
+TEST_F(LimitsOnTiny, OutOfMemoryMidRunLeavesTheSessionUsable) {
+  host::Device& device = model_->device();
+  struct Reset {
+    host::Device& d;
+    ~Reset() { d.inject_allocation_failure(-1); }
+  } reset{device};
+  const std::vector<int32_t> first{1}, prompt{5, 9, 2, 7, 3, 11, 4, 8, 6, 10, 12, 13};
+  Session failing(model_);
+  failing.eval(first);
+  device.inject_allocation_failure(2);  // the third buffer of the scratch growth fails
+  try {
+    failing.eval(prompt);
+    FAIL() << "the injected allocation failure did not surface";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kOutOfMemory) << e.what();
+    EXPECT_NE(std::string(e.what()).find("out of device memory"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(failing.position(), 1);
+  device.inject_allocation_failure(-1);
+  failing.eval(prompt);
+  Session clean(model_);
+  clean.eval(first);
+  clean.eval(prompt);
+  EXPECT_EQ(failing.position(), clean.position());
+  EXPECT_EQ(failing.logits(), clean.logits());
+}
+
 TEST_F(LimitsOnTiny, TokenIdsOutsideTheVocabularyAreRejected) {
   Session session(model_, {.n_ctx = 16});
   const int32_t vocab = model_->config().vocab_size;
