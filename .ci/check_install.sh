@@ -49,8 +49,8 @@ static_libs=$(pkg-config --static --libs-only-l quill | sed 's/-lquill\b//')
 # shellcheck disable=SC2046,SC2086
 cc -std=c11 -Wall -Werror examples/generate.c $(pkg-config --cflags quill) "$libdir/libquill.a" $static_libs \
   -o "$tmp/gen_static"
-ldd "$tmp/gen_shared" | grep -q "$libdir/libquill.so" || die "gen_shared does not load the installed libquill.so"
-if ldd "$tmp/gen_static" | grep -q libquill; then die "gen_static still needs libquill.so"; fi
+ldd "$tmp/gen_shared" | grep "$libdir/libquill.so" > /dev/null || die "gen_shared does not load the installed libquill.so"
+if ldd "$tmp/gen_static" | grep libquill > /dev/null; then die "gen_static still needs libquill.so"; fi
 
 step "the example decodes as quill run --temp 0 does (synthetic model)"
 "$prefix/bin/quill" run --temp 0 -n 24 > "$tmp/run.txt"
