@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -128,6 +129,10 @@ std::string capability_build_options(const DeviceInfo& info) {
   std::string options = "-cl-std=CL1.2 -cl-mad-enable";
   if (info.inline_ptx) options += fmt::format(" -DQUILL_PTX=1 -DQUILL_SM={}", info.sm_version);
   if (info.fp16) options += " -DQUILL_FP16=1";
+  // $QUILL_NV_VERBOSE=1: NVIDIA's per-kernel register / spill / shared-memory report, logged at info
+  // level after each build from source (set QUILL_CACHE_DIR=off so programs are rebuilt).
+  if (info.inline_ptx && std::getenv("QUILL_NV_VERBOSE") && std::string_view(std::getenv("QUILL_NV_VERBOSE")) == "1")
+    options += " -cl-nv-verbose";
   return options;
 }
 

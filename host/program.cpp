@@ -149,6 +149,8 @@ std::shared_ptr<const Program> ProgramCache::build_from_source(const std::string
     fail(ErrorKind::kDevice, "building kernel program {} for {} failed ({}), options '{}'; build log:\n{}", label,
          info_.name, cl_error_name(status), options, log);
   }
+  if (options.find("-cl-nv-verbose") != std::string::npos)
+    log_info("build log of {} ({}):\n{}", label, options, build_log(program, device));
   return std::make_shared<Program>(program, label);
 }
 
