@@ -11,7 +11,19 @@ namespace quill::host {
 namespace {
 
 constexpr int kAttentionWg = 128;
-constexpr int kDecodeSplit = 128;  // positions per work-group in decode attention (one chunk of WG keys)
+constexpr int kDecodeSplit = 128;   // positions per work-group in decode attention (one chunk of WG keys)
+constexpr int kPrefillTokTile = 4;  // tokens per work-group in prefill attention (TOK_TILE in attention.cl)
+
+// Prefill's TOK_TILE: kPrefillTokTile, or QUILL_ATTENTION_TOK_TILE (1..16) for sweeps. Read once: the
+// program's build flag and the launch geometry must agree (so not through QUILL_ATTENTION_FLAGS).
+int prefill_tok_tile() {
+  static const int tile = [] {
+    const char* env = std::getenv("QUILL_ATTENTION_TOK_TILE");
+    const int t = env && *env ? std::atoi(env) : kPrefillTokTile;
+    return t >= 1 && t <= 16 ? t : kPrefillTokTile;
+  }();
+  return tile;
+}
 
 std::string kv_flag(bool f32) { return f32 ? "-DKV_F32=1" : ""; }
 
@@ -37,7 +49,9 @@ TransformerKernels::TransformerKernels(Device& device, const TransformerKernelOp
       embed_(device.program("elementwise.cl", options.embd_f32 ? "-DEMBD_F32=1" : ""), "embed"),
       rmsnorm_(device.program("norm.cl"), "rmsnorm"),
       rope_kv_(device.program("rope.cl", kv_flag(options.kv_f32)), "rope_kv"),
-      attention_(device.program("attention.cl", attention_flags(options)), "attention"),
+      attention_(
+          device.program("attention.cl", fmt::format("-DTOK_TILE={} {}", prefill_tok_tile(), attention_flags(options))),
+          "attention"),
       attention_decode_(
           device.program("attention_decode.cl", fmt::format("-DSPLIT={} {}", kDecodeSplit, attention_flags(options))),
           "attention_decode"),
@@ -101,9 +115,10 @@ void TransformerKernels::attention(const Buffer& q, const Buffer& k_cache, const
   require(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention: n_heads must be a multiple of n_kv_heads");
   require(out.bytes() >= size_t(n_tok) * n_heads * head_dim * 4, "attention: output size");
   const float scale = 1.0f / std::sqrt(float(head_dim));
-  attention_.args(q, k_cache, v_cache, out, int32_t(n_heads), int32_t(n_kv_heads), int32_t(head_dim), int32_t(pos0),
-                  scale);
-  attention_.launch(device_, Range(size_t(n_heads) * kAttentionWg, size_t(n_tok)), Range(kAttentionWg, 1));
+  const size_t n_tiles = (size_t(n_tok) + prefill_tok_tile() - 1) / prefill_tok_tile();
+  attention_.args(q, k_cache, v_cache, out, int32_t(n_tok), int32_t(n_heads), int32_t(n_kv_heads), int32_t(head_dim),
+                  int32_t(pos0), scale);
+  attention_.launch(device_, Range(size_t(n_heads) * kAttentionWg, n_tiles), Range(kAttentionWg, 1));
 }
 
 void TransformerKernels::swiglu(const Buffer& gate_up, Buffer& h, int n_tok, int ffn) {

@@ -1,6 +1,6 @@
 // The attention kernels against a CPU fp64 computation, both schedules (keys by work-item / by warp):
 // decode (RoPE + KV-cache write + split-K online softmax; GQA shapes, partial RoPE, positions on both
-// sides of a split) and prefill (several tokens, each attending causally to the cache).
+// sides of a split) and prefill (tiles of several tokens, each attending causally to the cache).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -138,9 +138,12 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionDecodeTest, ::testing::ValuesIn(decode
 
 // Prefill attention (attention.cl, rope already applied): tokens pos0 .. pos0 + n_tok - 1 attend to the
 // cache rows 0 .. their own position, against an fp64 softmax over the same (fp16-rounded) cache.
+// A work-group takes TOK_TILE (default 4) consecutive tokens: the shapes put tiles' causal ends on both
+// sides of a chunk of 128 keys, and leave partial last tiles (n_tok not a multiple of the tile).
 struct PrefillCase {
   int n_heads, n_kv_heads, head_dim, pos0, n_tok;
-  int keys_by_warp;
+  bool kv_f32 = false;
+  int keys_by_warp = 0;
 };
 
 class AttentionPrefillTest : public ::testing::TestWithParam<PrefillCase> {};
@@ -152,15 +155,21 @@ TEST_P(AttentionPrefillTest, MatchesCpuReference) {
   const int q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim, n_ctx = c.pos0 + c.n_tok + 2;
   const auto q = test::random_floats(rng, size_t(c.n_tok) * q_dim);
   const auto k = test::random_floats(rng, size_t(n_ctx) * kv_dim), v = test::random_floats(rng, size_t(n_ctx) * kv_dim);
+  // The cache as the device stores it (fp16 unless f32) and the values the reference reads.
   std::vector<uint16_t> k_half(k.size()), v_half(v.size());
+  std::vector<double> k_ref(k.size()), v_ref(v.size());
   for (size_t i = 0; i < k.size(); ++i) {
     k_half[i] = float_to_half(k[i]);
     v_half[i] = float_to_half(v[i]);
+    k_ref[i] = c.kv_f32 ? k[i] : half_to_float(k_half[i]);
+    v_ref[i] = c.kv_f32 ? v[i] : half_to_float(v_half[i]);
   }
-  Buffer q_b = upload(device, q), k_b = upload(device, k_half), v_b = upload(device, v_half);
+  Buffer q_b = upload(device, q);
+  Buffer k_b = c.kv_f32 ? upload(device, k) : upload(device, k_half);
+  Buffer v_b = c.kv_f32 ? upload(device, v) : upload(device, v_half);
   Buffer out_b(device, q.size() * 4);
   out_b.fill_bytes(0xff);
-  TransformerKernels kernels(device, {.keys_by_warp = c.keys_by_warp});
+  TransformerKernels kernels(device, {.kv_f32 = c.kv_f32, .keys_by_warp = c.keys_by_warp});
   kernels.attention(q_b, k_b, v_b, out_b, c.n_tok, c.n_heads, c.n_kv_heads, c.head_dim, c.pos0);
   const auto out = out_b.read_vector<float>(q.size());
   const int group = c.n_heads / c.n_kv_heads;
@@ -173,7 +182,7 @@ TEST_P(AttentionPrefillTest, MatchesCpuReference) {
         double s = 0;
         for (int d = 0; d < c.head_dim; ++d)
           s += double(q[size_t(t) * q_dim + size_t(h * c.head_dim + d)]) *
-               half_to_float(k_half[size_t(p) * kv_dim + size_t(kh * c.head_dim + d)]);
+               k_ref[size_t(p) * kv_dim + size_t(kh * c.head_dim + d)];
         scores[size_t(p)] = s / std::sqrt(double(c.head_dim));
         m = std::max(m, scores[size_t(p)]);
       }
@@ -182,7 +191,7 @@ TEST_P(AttentionPrefillTest, MatchesCpuReference) {
       for (int d = 0; d < c.head_dim; ++d) {
         double want = 0;
         for (int p = 0; p < n_pos; ++p)
-          want += scores[size_t(p)] * half_to_float(v_half[size_t(p) * kv_dim + size_t(kh * c.head_dim + d)]);
+          want += scores[size_t(p)] * v_ref[size_t(p) * kv_dim + size_t(kh * c.head_dim + d)];
         want /= total;
         ASSERT_NEAR(out[size_t(t) * q_dim + size_t(h * c.head_dim + d)], want, 2e-4 + 1e-3 * std::fabs(want))
             << "token " << t << " head " << h << " dim " << d << " seed " << test::test_seed();
@@ -194,7 +203,13 @@ std::vector<PrefillCase> prefill_cases() {
   std::vector<PrefillCase> out;
   for (int by_warp : {0, 1})
     for (PrefillCase c : {PrefillCase{8, 4, 8, 0, 5}, PrefillCase{6, 2, 16, 250, 9}, PrefillCase{32, 8, 128, 100, 17},
-                          PrefillCase{2, 1, 96, 0, 130}}) {
+                          PrefillCase{2, 1, 96, 0, 130},
+                          // one token (a tile of one real token), a whole number of tiles
+                          PrefillCase{4, 4, 64, 0, 1}, PrefillCase{4, 2, 128, 7, 8, true},
+                          // a tile whose tokens end on both sides of the chunk boundary at 128
+                          PrefillCase{8, 2, 96, 125, 3}, PrefillCase{4, 1, 128, 126, 7},
+                          // several chunks, every token offset within a tile, partial last tile, f32 cache
+                          PrefillCase{3, 1, 16, 300, 66, true}, PrefillCase{2, 2, 8, 1, 255}}) {
       c.keys_by_warp = by_warp;
       out.push_back(c);
     }
@@ -206,7 +221,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionPrefillTest, ::testing::ValuesIn(prefi
                            const PrefillCase& c = info.param;
                            return "h" + std::to_string(c.n_heads) + "kv" + std::to_string(c.n_kv_heads) + "d" +
                                   std::to_string(c.head_dim) + "_pos" + std::to_string(c.pos0) + "_t" +
-                                  std::to_string(c.n_tok) + (c.keys_by_warp ? "_by_warp" : "_by_item");
+                                  std::to_string(c.n_tok) + (c.kv_f32 ? "_f32" : "_f16") +
+                                  (c.keys_by_warp ? "_by_warp" : "_by_item");
                          });
 
 }  // namespace
