@@ -18,4 +18,9 @@ host::Device& test_device() {
   return *device;
 }
 
+const char* device_spec() {
+  const char* env = std::getenv("QUILL_TEST_DEVICE");
+  return env && *env ? env : "cpu";
+}
+
 }  // namespace quill::test

@@ -8,4 +8,8 @@ namespace quill::test {
 
 host::Device& test_device();
 
+// The device spec for tests that load through ModelOptions, the C API or the CLI: $QUILL_TEST_DEVICE,
+// else "cpu".
+const char* device_spec();
+
 }  // namespace quill::test

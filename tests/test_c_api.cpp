@@ -14,18 +14,14 @@
 #include <vector>
 
 #include "quill.h"
+#include "tests/device_util.hpp"
 #include "tests/util.hpp"
 
 namespace {
 
-const char* test_device() {
-  const char* env = std::getenv("QUILL_TEST_DEVICE");
-  return env && *env ? env : "cpu";
-}
-
 quill_model_params cpu_params() {
   quill_model_params p = quill_model_default_params();
-  p.device = test_device();
+  p.device = quill::test::device_spec();
   return p;
 }
 
@@ -219,7 +215,7 @@ TEST(CApiBasics, LastErrorIsPerThread) {
 
 TEST(CApiBasics, DeviceListing) {
   EXPECT_GE(quill_device_count(), 1) << quill_last_error();
-  const char* json = quill_devices_json(test_device());
+  const char* json = quill_devices_json(quill::test::device_spec());
   ASSERT_NE(json, nullptr) << quill_last_error();
   EXPECT_NE(std::string(json).find("\"devices\""), std::string::npos);
   EXPECT_NE(std::string(json).find("\"selected\""), std::string::npos);

@@ -19,20 +19,16 @@
 #include <vector>
 
 #include "quill.hpp"
+#include "tests/device_util.hpp"
 #include "tests/util.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-const char* test_device() {
-  const char* env = std::getenv("QUILL_TEST_DEVICE");
-  return env && *env ? env : "cpu";
-}
-
 quill_model_params cpu_params() {
   quill_model_params p = quill_model_default_params();
-  p.device = test_device();
+  p.device = quill::test::device_spec();
   return p;
 }
 
@@ -485,13 +481,13 @@ TEST_F(CApiTools, PerplexityErrorsAndCancellation) {
 
 TEST(CApiToolsBench, ReadBandwidthProbe) {
   double bandwidth = -1;
-  ASSERT_EQ(quill_device_read_bandwidth(test_device(), uint64_t(1) << 22, 2, &bandwidth), QUILL_OK) << last_error();
+  ASSERT_EQ(quill_device_read_bandwidth(quill::test::device_spec(), uint64_t(1) << 22, 2, &bandwidth), QUILL_OK) << last_error();
   EXPECT_GT(bandwidth, 0);
-  EXPECT_EQ(quill_device_read_bandwidth(test_device(), 1 << 22, 2, nullptr), QUILL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(quill_device_read_bandwidth(quill::test::device_spec(), 1 << 22, 2, nullptr), QUILL_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(error_has("out_bytes_per_second is NULL")) << last_error();
-  EXPECT_EQ(quill_device_read_bandwidth(test_device(), 0, 2, &bandwidth), QUILL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(quill_device_read_bandwidth(quill::test::device_spec(), 0, 2, &bandwidth), QUILL_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(bandwidth, 0);
-  EXPECT_EQ(quill_device_read_bandwidth(test_device(), 1 << 22, 0, &bandwidth), QUILL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(quill_device_read_bandwidth(quill::test::device_spec(), 1 << 22, 0, &bandwidth), QUILL_ERR_INVALID_ARGUMENT);
   EXPECT_NE(quill_device_read_bandwidth("no-such-device-xyz", 1 << 22, 2, &bandwidth), QUILL_OK);
   EXPECT_TRUE(error_has("no-such-device-xyz")) << last_error();
 }
@@ -547,7 +543,7 @@ std::string slurp(const fs::path& p) {
 
 CliRun run_cli(const std::string& args) {
   const fs::path out = temp_path("cli.out"), err = temp_path("cli.err");
-  const std::string command = "QUILL_DEVICE=" + std::string(test_device()) + " '" QUILL_CLI_PATH "' " + args + " > '" +
+  const std::string command = "QUILL_DEVICE=" + std::string(quill::test::device_spec()) + " '" QUILL_CLI_PATH "' " + args + " > '" +
                               out.string() + "' 2> '" + err.string() + "'";
   const int status = std::system(command.c_str());
   CliRun r;

@@ -28,6 +28,7 @@
 #include "engine/session.hpp"
 #include "engine/tokenizer.hpp"
 #include "quill.h"
+#include "tests/device_util.hpp"
 #include "tests/hostile_gguf.hpp"
 
 namespace quill {
@@ -40,11 +41,6 @@ using test::hostile::tiny_llama;
 using Clock = std::chrono::steady_clock;
 
 constexpr double kSecondsPerFile = 5.0;
-
-const char* device_spec() {
-  const char* env = std::getenv("QUILL_TEST_DEVICE");
-  return env && *env ? env : "cpu";
-}
 
 // A private scratch folder, removed at the end of the test.
 struct TempDir {
@@ -83,7 +79,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 ModelOptions cpu_options() {
   ModelOptions o;
-  o.device = device_spec();
+  o.device = quill::test::device_spec();
   return o;
 }
 
@@ -91,7 +87,7 @@ ModelOptions cpu_options() {
 void expect_c_api_refusal(const fs::path& path, quill_status status, const std::string& expect,
                           const std::string& what) {
   quill_model_params p = quill_model_default_params();
-  p.device = device_spec();
+  p.device = quill::test::device_spec();
   quill_model* model = reinterpret_cast<quill_model*>(0x1);
   const auto start = Clock::now();
   const quill_status got = quill_model_load(path.c_str(), &p, &model);
@@ -170,7 +166,7 @@ TEST(HostileGguf, TruncatedAtEveryOffsetIsRefused) {
     }
     quill_model* model = nullptr;
     quill_model_params p = quill_model_default_params();
-    p.device = device_spec();
+    p.device = quill::test::device_spec();
     const quill_status s = quill_model_load(path.c_str(), &p, &model);
     ASSERT_EQ(s, QUILL_ERR_FORMAT) << "prefix of " << n << " of " << full.size() << " bytes: " << quill_last_error();
     ASSERT_EQ(model, nullptr);
@@ -259,7 +255,7 @@ std::string slurp(const fs::path& p) {
 
 CliResult run_cli(const fs::path& dir, const fs::path& model) {
   const fs::path out = dir / "cli.out", err = dir / "cli.err";
-  const std::string command = "QUILL_DEVICE=" + std::string(device_spec()) + " '" QUILL_CLI_PATH "' run -m '" +
+  const std::string command = "QUILL_DEVICE=" + std::string(quill::test::device_spec()) + " '" QUILL_CLI_PATH "' run -m '" +
                               model.string() + "' -n 1 > '" + out.string() + "' 2> '" + err.string() + "'";
   const int status = std::system(command.c_str());
   CliResult r;

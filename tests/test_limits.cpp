@@ -30,14 +30,9 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-const char* device_spec() {
-  const char* env = std::getenv("QUILL_TEST_DEVICE");
-  return env && *env ? env : "cpu";
-}
-
 ModelOptions options(std::optional<QuantScheme> scheme = std::nullopt) {
   ModelOptions o;
-  o.device = device_spec();
+  o.device = quill::test::device_spec();
   o.scheme = scheme;
   return o;
 }
@@ -61,7 +56,7 @@ void expect_refused_before_allocating(const fs::path& path, const std::vector<st
   }
   EXPECT_LT(seconds_since(start), 10.0) << "the refusal must come before quantizing or uploading";
   quill_model_params p = quill_model_default_params();
-  p.device = device_spec();
+  p.device = quill::test::device_spec();
   quill_model* model = nullptr;
   EXPECT_EQ(quill_model_load(path.c_str(), &p, &model), QUILL_ERR_OUT_OF_MEMORY) << quill_last_error();
   EXPECT_EQ(model, nullptr);
@@ -187,7 +182,7 @@ TEST_F(LimitsOnTiny, TokenIdsOutsideTheVocabularyAreRejected) {
 
 TEST(LimitsCApi, ContextFullAndBadTokensThroughTheCApi) {
   quill_model_params p = quill_model_default_params();
-  p.device = device_spec();
+  p.device = quill::test::device_spec();
   quill_model* model = nullptr;
   ASSERT_EQ(quill_model_load(nullptr, &p, &model), QUILL_OK) << quill_last_error();
   quill_session_params sp = quill_session_default_params();
@@ -221,7 +216,7 @@ TEST(LimitsCApi, ContextFullAndBadTokensThroughTheCApi) {
 #ifdef QUILL_CLI_PATH
 TEST(LimitsCli, PromptLongerThanTheContextIsOneClearLine) {
   const fs::path err = temp_file("cli.err");
-  const std::string command = "QUILL_DEVICE=" + std::string(device_spec()) + " '" QUILL_CLI_PATH
+  const std::string command = "QUILL_DEVICE=" + std::string(quill::test::device_spec()) + " '" QUILL_CLI_PATH
                               "' run -c 4 -n 4 -p 'Once upon a time there was a little girl' > /dev/null 2> '" +
                               err.string() + "'";
   const int status = std::system(command.c_str());
