@@ -23,7 +23,7 @@ class LinearFloat final : public Linear {
     if (sizeof(T) == 2 && host::GemmDequant::used_on(device.info())) gemm_.emplace(device, host::GemmDequant::Format::kF16);
   }
 
-  // The GEMV kernel applies SwiGLU (and RMSNorm with $QUILL_FUSE_RMSNORM=1) as it loads x, up to
+  // The GEMV kernel applies SwiGLU and RMSNorm ($QUILL_FUSE_RMSNORM=0: not RMSNorm) as it loads x, up to
   // kMaxFusedTokens tokens.
   bool fuses(const InputTransform& transform, int n_tok) const override {
     if (n_tok > host::kMaxFusedTokens) return false;

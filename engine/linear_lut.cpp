@@ -113,7 +113,7 @@ class LinearLut final : public Linear {
                     p.scale, p.bits == 4 ? p.arith : p.linear);
   }
 
-  // The GEMV kernels apply SwiGLU (and RMSNorm with $QUILL_FUSE_RMSNORM=1) as they load x, up to
+  // The GEMV kernels apply SwiGLU and RMSNorm ($QUILL_FUSE_RMSNORM=0: not RMSNorm) as they load x, up to
   // kMaxFusedTokens tokens.
   bool fuses(const InputTransform& transform, int n_tok) const override {
     if (n_tok > host::kMaxFusedTokens) return false;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <tuple>
 #include <utility>
 
 #include "host/buffer.hpp"
@@ -32,7 +33,13 @@ struct FusedInput {
 struct GemvTuning {
   int rows_per_warp = 8;
   int work_group = 128;
-  static GemvTuning current();
+  // int4 / q8_0: x quantized to int8 per 32 (16) columns and dp4a (LUT_DP4A in matmul_lut.cl), as
+  // llama.cpp does. Default on NVIDIA (inline PTX) only; $QUILL_GEMV_DP4A=0|1 forces it (tests, sweeps).
+  bool dp4a = false;
+  // nf4 / fp4 / per-tensor k-means: a 256-entry table of value pairs (one local load per two codes;
+  // LUT_PAIRS in matmul_lut.cl). $QUILL_GEMV_LUT_PAIRS=0|1.
+  bool lut_pairs = false;
+  static GemvTuning current(bool inline_ptx = false);
 };
 
 // How the per-block scale is stored (SCALE_KIND in kernels/lut_common.cl).
@@ -49,24 +56,24 @@ struct LutWeights {
   // [rows, row_words] uint4: uint4 u of a row holds columns 32 u .. 32 u + 31 (4-bit) or 16 u .. 16 u + 15
   // (8-bit) in order, column i of a 32-bit word in its bits 4 i (4-bit) / byte i (layout: matmul_lut.cl)
   const Buffer* codes = nullptr;
-  int row_words = 0;              // uint4 per row: a multiple of 32 (whole warp tiles), >= ceil(cols / codes per uint4)
-  const Buffer* lut = nullptr;    // 4-bit: [16] or [rows, 16] f32; 8-bit: [256] f32 (unused when linear)
-  int lut_stride = 0;             // 4-bit only: 0 (one table) or 16 (a table per row)
+  int row_words = 0;            // uint4 per row: a multiple of 32 (whole warp tiles), >= ceil(cols / codes per uint4)
+  const Buffer* lut = nullptr;  // 4-bit: [16] or [rows, 16] f32; 8-bit: [256] f32 (unused when linear)
+  int lut_stride = 0;           // 4-bit only: 0 (one table) or 16 (a table per row)
   LutScale scale = LutScale::kNone;
-  int block = 32;                 // columns per scale block: a power of two >= 32 (one block per uint4)
-  int blocks_per_row = 0;         // row stride of the scale array
-  const Buffer* scales = nullptr;  // [rows, blocks_per_row] f32 | f16 | uint8 codes (kDoubleQuant)
-  const Buffer* absmax2 = nullptr; // kDoubleQuant: [ceil(rows * blocks_per_row / 256)] f32
-  const Buffer* dq_lut = nullptr;  // kDoubleQuant: [256] f32 signed dynamic map
-  float dq_offset = 0.0f;          // kDoubleQuant: the mean added back
+  int block = 32;                   // columns per scale block: a power of two >= 32 (one block per uint4)
+  int blocks_per_row = 0;           // row stride of the scale array
+  const Buffer* scales = nullptr;   // [rows, blocks_per_row] f32 | f16 | uint8 codes (kDoubleQuant)
+  const Buffer* absmax2 = nullptr;  // kDoubleQuant: [ceil(rows * blocks_per_row / 256)] f32
+  const Buffer* dq_lut = nullptr;   // kDoubleQuant: [256] f32 signed dynamic map
+  float dq_offset = 0.0f;           // kDoubleQuant: the mean added back
 };
 
-inline constexpr int kLutGemmTile = 8;   // tokens per pass of the register-tiled GEMM program
+inline constexpr int kLutGemmTile = 8;     // tokens per pass of the register-tiled GEMM program
 inline constexpr int kMaxFusedTokens = 8;  // the GEMV kernels fuse input transforms up to this n_tok
 
-// Whether the Linears fuse RMSNorm into the GEMV ($QUILL_FUSE_RMSNORM=1). Off by default: measured on
-// the H100 the per-work-group sum of squares costs more than the separate launch it saves
-// (docs/PERFORMANCE.md). SwiGLU fusion is always on (it wins).
+// Whether the Linears fuse RMSNorm into the GEMV (default on; $QUILL_FUSE_RMSNORM=0 launches the norm
+// kernel instead). The fused GEMV sums the token's squares from the x values it loads anyway (one
+// pass, no prologue), so the norm launch is saved at no extra memory traffic. SwiGLU fusion is always on.
 bool fuse_rmsnorm_enabled();
 
 class MatmulLut {
@@ -79,14 +86,14 @@ class MatmulLut {
   int bits() const { return bits_; }
 
  private:
-  Kernel& kernel(int tok_tile, int input_kind);
+  Kernel& kernel(int tok_tile, int input_kind, bool pairs);
   Device& device_;
   int bits_;
   LutScale scale_;
   bool arith_;
   GemvTuning tuning_;
-  std::map<std::pair<int, int>, Kernel> kernels_;  // (tok_tile, input kind)
-  Buffer dummy_;  // bound to the arguments a scale kind does not use
+  std::map<std::tuple<int, int, bool>, Kernel> kernels_;  // (tok_tile, input kind, LUT_PAIRS)
+  Buffer dummy_;                                          // bound to the arguments a scale kind does not use
 };
 
 }  // namespace quill::host

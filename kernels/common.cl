@@ -73,6 +73,18 @@ inline int lane_group_isum(int v, __local int* scratch) {
 #endif
 }
 
+// c + the dot product of the four signed bytes of a and b (dp4a on NVIDIA, exact everywhere).
+inline int dot_s8x4(uint a, uint b, int c) {
+#if QUILL_PTX
+  int d;
+  asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+#else
+  return c + ((int)(a << 24) >> 24) * ((int)(b << 24) >> 24) + ((int)(a << 16) >> 24) * ((int)(b << 16) >> 24) +
+         ((int)(a << 8) >> 24) * ((int)(b << 8) >> 24) + ((int)a >> 24) * ((int)b >> 24);
+#endif
+}
+
 // Sum of v over the whole (1-D) work-group; scratch: __local float[local size]. All must call.
 inline float work_group_sum(float v, __local float* scratch) {
   const int lid = get_local_id(0);

@@ -1,4 +1,4 @@
-// lut_common.cl: what the weight-only matmuls (matmul_lut4.cl, matmul_lut8.cl, matmul_f16.cl,
+// lut_common.cl: what the weight-only matmuls (matmul_lut.cl, matmul_f16.cl,
 // gemm_dequant.cl) share: the per-block scale in its four storage kinds (SCALE_KIND), the input
 // transforms fused into the input load (INPUT_KIND), the code decoders, and the tunables' defaults.
 #ifndef QUILL_LUT_COMMON_CL
@@ -23,14 +23,17 @@
 
 // The epilogue of the GEMV kernels: sums acc[ROWS_PER_WARP][TOK_TILE] over each warp's lanes, then
 // over the work-group's warps (part: __local float[WARPS_PER_WG * ROWS_PER_WARP * TOK_TILE]), and
-// stores y[t0 + t, row0 + j] (+)= the sum times OUTPUT_FACTOR. All work-items must reach it.
-#define GEMV_REDUCE_STORE(acc, scratch, part, inv, y, row0, rows, t0, n_here, accumulate)                  \
+// stores y[t0 + t, row0 + j] (+)= the sum times the token's output factor (RMSNorm: the rsqrt of
+// its mean square, from ss[TOK_TILE] summed the same way into ss_part: __local float[WARPS_PER_WG *
+// TOK_TILE]; else 1). All work-items must reach it.
+#define GEMV_REDUCE_STORE(acc, ss, scratch, part, ss_part, y, row0, rows, t0, n_here, accumulate, cols, eps)  \
   {                                                                                                      \
     const int lid_ = get_local_id(0);                                                                    \
-    for (int j_ = 0; j_ < ROWS_PER_WARP; ++j_) for (int t_ = 0; t_ < TOK_TILE; ++t_) { \
+    for (int j_ = 0; j_ < ROWS_PER_WARP; ++j_) for (int t_ = 0; t_ < TOK_TILE; ++t_) {                   \
       const float s_ = lane_group_sum(acc[j_][t_], scratch);                                             \
       if (lid_ % QUILL_LANES == 0) part[(lid_ / QUILL_LANES) * ROWS_PER_WARP * TOK_TILE + j_ * TOK_TILE + t_] = s_; \
     }                                                                                                    \
+    reduce_sum_of_squares(ss, scratch, ss_part);                                                         \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                        \
     for (int i_ = lid_; i_ < ROWS_PER_WARP * TOK_TILE; i_ += WG_SIZE) {                                  \
       const int j_ = i_ / TOK_TILE, t_ = i_ % TOK_TILE;                                                  \
@@ -38,7 +41,7 @@
       for (int w_ = 0; w_ < WARPS_PER_WG; ++w_) s_ += part[w_ * ROWS_PER_WARP * TOK_TILE + i_];          \
       if ((row0) + j_ < (rows) && t_ < (n_here)) {                                                       \
         __global float* out_ = (y) + (size_t)((t0) + t_) * (rows) + (row0) + j_;                         \
-        const float v_ = s_ * OUTPUT_FACTOR(inv, t_);                                                    \
+        const float v_ = s_ * output_factor(ss_part, t_, cols, eps);                                     \
         *out_ = (accumulate) ? *out_ + v_ : v_;                                                          \
       }                                                                                                  \
     }                                                                                                    \
@@ -46,7 +49,8 @@
 
 // INPUT_KIND 0: x as is
 //            1: RMSNorm fused: x * norm_w on load, times rsqrt(mean(x^2) + eps) of the token at the
-//               output (each work-group computes the token's sum of squares itself)
+//               output. One pass: every column of a token is loaded by exactly one work-item of the
+//               work-group, which adds its square to its ss[t]; the epilogue sums them.
 //            2: SwiGLU fused: x is [n_tok, 2 cols] gate | up; silu(gate) * up on load
 #ifndef INPUT_KIND
 #define INPUT_KIND 0
@@ -112,8 +116,10 @@ inline float4 decode4_bytes(uint v, __local const float* T) {
 
 // Columns c .. c + 3 of token t's input after the transform; columns >= cols read as 0.
 // aligned: cols % 4 == 0 (and c % 4 == 0), so the 4 columns are one 16-byte load.
-// x: [n_tok, cols] ([n_tok, 2 cols] for SwiGLU)   norm_w: [cols] (RMSNorm)
-inline float4 load_x4(__global const float* x, __global const float* norm_w, int t, int c, int cols, int aligned) {
+// x: [n_tok, cols] f32 ([n_tok, 2 cols] for SwiGLU)   norm_w: [cols] (RMSNorm)
+// RMSNorm: *ss += the squares of the 4 raw values (the caller loads each column once).
+inline float4 load_x4_ss(__global const float* x, __global const float* norm_w, int t, int c, int cols, int aligned,
+                         float* ss) {
 #if INPUT_KIND == 2
   __global const float* g = x + (size_t)t * 2 * cols + c;
   float4 gv, uv;
@@ -134,6 +140,7 @@ inline float4 load_x4(__global const float* x, __global const float* norm_w, int
   else
     v = (float4)(p[0], c + 1 < cols ? p[1] : 0.0f, c + 2 < cols ? p[2] : 0.0f, c + 3 < cols ? p[3] : 0.0f);
 #if INPUT_KIND == 1
+  *ss += dot(v, v);
   if (aligned)
     v *= *(__global const float4*)(norm_w + c);
   else
@@ -144,28 +151,47 @@ inline float4 load_x4(__global const float* x, __global const float* norm_w, int
 #endif
 }
 
-// RMSNorm fused: inv[t] = rsqrt(mean(x_t^2) + eps) for the work-group's n_here tokens from t0, into
-// local memory (all work-items must call; ends with a barrier). Otherwise a no-op.
-inline void input_prologue(__global const float* x, int t0, int n_here, int cols, float eps, __local float* inv,
-                           __local float* scratch) {
-#if INPUT_KIND == 1
-  for (int t = 0; t < n_here; ++t) {
-    __global const float* xt = x + (size_t)(t0 + t) * cols;
-    float ss = 0.0f;
-    for (int i = get_local_id(0); i < cols; i += get_local_size(0)) ss += xt[i] * xt[i];
-    ss = work_group_sum(ss, scratch);
-    if (get_local_id(0) == 0) inv[t] = rsqrt(ss / cols + eps);
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
+// load_x4_ss for callers without RMSNorm (the GEMM).
+inline float4 load_x4(__global const float* x, __global const float* norm_w, int t, int c, int cols, int aligned) {
+  float unused = 0.0f;
+  return load_x4_ss(x, norm_w, t, c, cols, aligned, &unused);
+}
+
+// Column c (< cols) of token t's input after the transform; RMSNorm: *ss += its raw square.
+inline float load_x1_ss(__global const float* x, __global const float* norm_w, int t, int c, int cols, float* ss) {
+#if INPUT_KIND == 2
+  const float g = x[(size_t)t * 2 * cols + c], u = x[(size_t)t * 2 * cols + cols + c];
+  return g / (1.0f + exp(-g)) * u;
+#elif INPUT_KIND == 1
+  const float v = x[(size_t)t * cols + c];
+  *ss += v * v;
+  return v * norm_w[c];
+#else
+  return x[(size_t)t * cols + c];
 #endif
 }
 
-// The output factor of token t (RMSNorm's rsqrt), 1 otherwise.
+// RMSNorm: ss_part[warp * TOK_TILE + t] = the warp's sum of its work-items' ss[t] (all work-items
+// call; the caller's barrier publishes it). Otherwise a no-op.
+inline void reduce_sum_of_squares(const float* ss, __local float* scratch, __local float* ss_part) {
 #if INPUT_KIND == 1
-#define OUTPUT_FACTOR(inv, t) ((inv)[t])
-#else
-#define OUTPUT_FACTOR(inv, t) 1.0f
+  for (int t = 0; t < TOK_TILE; ++t) {
+    const float s = lane_group_sum(ss[t], scratch);
+    if (get_local_id(0) % QUILL_LANES == 0) ss_part[get_local_id(0) / QUILL_LANES * TOK_TILE + t] = s;
+  }
 #endif
+}
+
+// The output factor of token t: RMSNorm's rsqrt(mean(x^2) + eps) from the warps' ss_part, else 1.
+inline float output_factor(__local const float* ss_part, int t, int cols, float eps) {
+#if INPUT_KIND == 1
+  float total = 0.0f;
+  for (int w = 0; w < WARPS_PER_WG; ++w) total += ss_part[w * TOK_TILE + t];
+  return rsqrt(total / cols + eps);
+#else
+  return 1.0f;
+#endif
+}
 
 // Word k (0..3) of a uint4; k is a constant after unrolling.
 inline uint word_of(uint4 q, int k) { return k == 0 ? q.x : k == 1 ? q.y : k == 2 ? q.z : q.w; }

@@ -33,16 +33,17 @@ __kernel __attribute__((reqd_work_group_size(WG_SIZE, 1, 1)))
 void matmul_f16(__global const W_T* W, __global const float* x, __global float* y, int rows, int cols, int w_stride,
                 int n_tok, int accumulate, __global const float* norm_w, float eps) {
   __local float scratch[WG_SIZE];
-  __local float inv[TOK_TILE];
+  __local float ss_part[WARPS_PER_WG * TOK_TILE];
   __local float part[WARPS_PER_WG * ROWS_PER_WARP * TOK_TILE];
   const int lane = get_local_id(0) % QUILL_LANES;
   const int row0 = get_group_id(0) * ROWS_PER_WG;
   const int warp = get_local_id(0) / QUILL_LANES;
   const int t0 = get_group_id(1) * TOK_TILE;
   const int n_here = min(TOK_TILE, n_tok - t0);
-  input_prologue(x, t0, n_here, cols, eps, inv, scratch);
 
   float acc[ROWS_PER_WARP][TOK_TILE];
+  float ss[TOK_TILE];  // RMSNorm: this work-item's share of each token's sum of squares
+  for (int t = 0; t < TOK_TILE; ++t) ss[t] = 0.0f;
   __global const W_T* w[ROWS_PER_WARP];
 #pragma unroll
   for (int j = 0; j < ROWS_PER_WARP; ++j) {
@@ -67,7 +68,8 @@ void matmul_f16(__global const W_T* W, __global const float* x, __global float* 
       }
       float8 xv[TOK_TILE];
       for (int t = 0; t < TOK_TILE; ++t)
-        xv[t] = t < n_here ? (float8)(load_x4(x, norm_w, t0 + t, c, cols, xal), load_x4(x, norm_w, t0 + t, c + 4, cols, xal))
+        xv[t] = t < n_here ? (float8)(load_x4_ss(x, norm_w, t0 + t, c, cols, xal, &ss[t]),
+                                      load_x4_ss(x, norm_w, t0 + t, c + 4, cols, xal, &ss[t]))
                            : (float8)(0.0f);
 #pragma unroll
       for (int j = 0; j < ROWS_PER_WARP; ++j) {
@@ -80,7 +82,8 @@ void matmul_f16(__global const W_T* W, __global const float* x, __global float* 
     for (int c = warp * QUILL_LANES * 8 + lane * 8; c < cols8; c += step) {
       float8 xv[TOK_TILE];
       for (int t = 0; t < TOK_TILE; ++t)
-        xv[t] = t < n_here ? (float8)(load_x4(x, norm_w, t0 + t, c, cols, xal), load_x4(x, norm_w, t0 + t, c + 4, cols, xal))
+        xv[t] = t < n_here ? (float8)(load_x4_ss(x, norm_w, t0 + t, c, cols, xal, &ss[t]),
+                                      load_x4_ss(x, norm_w, t0 + t, c + 4, cols, xal, &ss[t]))
                            : (float8)(0.0f);
       for (int j = 0; j < ROWS_PER_WARP; ++j) {
         const float8 wv = LOAD_W8_ANY(w[j], c);
@@ -90,9 +93,9 @@ void matmul_f16(__global const W_T* W, __global const float* x, __global float* 
   }
   for (int c = cols8 + get_local_id(0); c < cols; c += WG_SIZE) {  // the last cols % 8 columns
     for (int t = 0; t < n_here; ++t) {
-      const float xv = load_x4(x, norm_w, t0 + t, c, cols, 0).x;
+      const float xv = load_x1_ss(x, norm_w, t0 + t, c, cols, &ss[t]);
       for (int j = 0; j < ROWS_PER_WARP; ++j) acc[j][t] += LOAD_W1(w[j], c) * xv;
     }
   }
-  GEMV_REDUCE_STORE(acc, scratch, part, inv, y, row0, rows, t0, n_here, accumulate);
+  GEMV_REDUCE_STORE(acc, ss, scratch, part, ss_part, y, row0, rows, t0, n_here, accumulate, cols, eps);
 }

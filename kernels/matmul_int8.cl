@@ -36,19 +36,6 @@
 #define BK 64
 #endif
 
-// c + the dot product of the four signed bytes of a and b.
-inline int dot4(uint a, uint b, int c) {
-#if QUILL_PTX
-  int d;
-  asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-  return d;
-#else
-  return c + ((int)(a << 24) >> 24) * ((int)(b << 24) >> 24) + ((int)(a << 16) >> 24) * ((int)(b << 16) >> 24) +
-         ((int)(a << 8) >> 24) * ((int)(b << 8) >> 24) + ((int)a >> 24) * ((int)b >> 24);
-#endif
-}
-
-
 // A[i,j] * W16[k,j] for the outlier column j.
 inline float outlier_term(int i, int k, int j, __global const float* X, int cols, __global const int* slot,
                           __global const half* W16, int n16, __global const char* CB, __global const float* SCB,
@@ -97,7 +84,7 @@ void matmul_int8_rows(__global const char* CB, __global const float* SCB, __glob
       for (int t = 0; t < TOK_TILE; ++t) {
         if (t < n_here) {
           const uint4 xv = x[(size_t)t * xstride + v];
-          acc[t] = dot4(wv.w, xv.w, dot4(wv.z, xv.z, dot4(wv.y, xv.y, dot4(wv.x, xv.x, acc[t]))));
+          acc[t] = dot_s8x4(wv.w, xv.w, dot_s8x4(wv.z, xv.z, dot_s8x4(wv.y, xv.y, dot_s8x4(wv.x, xv.x, acc[t]))));
         }
       }
     }

@@ -60,19 +60,8 @@ inline float fz_div_rn(float a, float b) {
 // clamp(round_half_even(x * 127 / s), -127, 127), clamped in float (a static s lets |x| exceed s).
 inline int fz_code(float x, float s) { return (int)clamp(rint(fz_div_rn(x * 127.0f, s)), -127.0f, 127.0f); }
 
-inline int fz_dot4(uint a, uint b, int c) {
-#if QUILL_PTX
-  int d;
-  asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-  return d;
-#else
-  return c + ((int)(a << 24) >> 24) * ((int)(b << 24) >> 24) + ((int)(a << 16) >> 24) * ((int)(b << 16) >> 24) +
-         ((int)(a << 8) >> 24) * ((int)(b << 8) >> 24) + ((int)a >> 24) * ((int)b >> 24);
-#endif
-}
-
 inline int fz_dot16(uint4 a, uint4 b, int c) {
-  return fz_dot4(a.w, b.w, fz_dot4(a.z, b.z, fz_dot4(a.y, b.y, fz_dot4(a.x, b.x, c))));
+  return dot_s8x4(a.w, b.w, dot_s8x4(a.z, b.z, dot_s8x4(a.y, b.y, dot_s8x4(a.x, b.x, c))));
 }
 
 

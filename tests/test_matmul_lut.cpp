@@ -3,6 +3,7 @@
 // the output poisoned first (or holding random values for accumulate), over odd and real shapes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -26,6 +27,8 @@ struct Case {
   bool accumulate = false;
   bool per_row = true;      // kmeans4
   int input = 0;            // input transform: 0 none, 1 RMSNorm, 2 SwiGLU (fused up to 8 tokens)
+  bool dp4a = false;        // int4 / q8_0: x quantized to int8 per group and dp4a ($QUILL_GEMV_DP4A)
+  bool lut_pairs = false;   // nf4 / fp4 / per-tensor kmeans4: the pair table ($QUILL_GEMV_LUT_PAIRS)
 };
 
 std::string case_name(const Case& c) {
@@ -39,6 +42,8 @@ std::string case_name(const Case& c) {
   if (c.scheme == QuantScheme::KMeans4) s += c.per_row ? "_row" : "_tensor";
   if (c.input == 1) s += "_rmsnorm";
   if (c.input == 2) s += "_swiglu";
+  if (c.dp4a) s += "_dp4a";
+  if (c.lut_pairs) s += "_pairs";
   return s;
 }
 
@@ -54,7 +59,9 @@ class MatmulLutTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
   const Case c = GetParam();
-  setenv("QUILL_FUSE_RMSNORM", "1", 1);  // test the fused RMSNorm path too (off by default)
+  setenv("QUILL_FUSE_RMSNORM", "1", 1);  // the fused RMSNorm path (the default) even if the caller turned it off
+  setenv("QUILL_GEMV_DP4A", c.dp4a ? "1" : "0", 1);  // both int4 / q8_0 paths on every device
+  setenv("QUILL_GEMV_LUT_PAIRS", c.lut_pairs ? "1" : "0", 1);
   host::Device& device = test::test_device();
   std::mt19937_64 rng(test::test_seed() + uint64_t(c.rows) * 7919 + uint64_t(c.cols) * 31 + c.n_tok);
   MatrixF32 w{c.rows, c.cols, test::random_floats(rng, size_t(c.rows) * c.cols)};
@@ -112,18 +119,29 @@ TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
   // Prefill token counts run the tiled GEMM: fp16 tiles (w and x rounded to fp16) on NVIDIA.
   const bool fp16_gemm = c.n_tok >= host::GemmDequant::min_tokens() && host::GemmDequant::used_on(device.info());
   const double rel = fp16_gemm ? 2e-3 : 1e-5;
+  // dp4a: x rounded to int8 per group of `group` columns (the codes of one uint4), scale amax / 127,
+  // so each product moves by at most |w| * amax / 254.
+  const bool x_int8 = c.dp4a && !fp16_gemm;
+  const int group = c.scheme == QuantScheme::Q8_0 ? 16 : 32;
   for (int t = 0; t < c.n_tok; ++t) {
+    const double* xr = xe.data() + size_t(t) * c.cols;
+    std::vector<double> half_step(size_t(c.cols), 0.0);  // amax of the column's group / 254
+    for (int g0 = 0; x_int8 && g0 < c.cols; g0 += group) {
+      double amax = 0.0;
+      for (int k = g0; k < std::min(c.cols, g0 + group); ++k) amax = std::max(amax, std::fabs(xr[k]));
+      for (int k = g0; k < std::min(c.cols, g0 + group); ++k) half_step[size_t(k)] = amax / 254.0;
+    }
     for (int r = 0; r < c.rows; ++r) {
-      double ref = c.accumulate ? y0[size_t(t) * c.rows + r] : 0.0, mag = std::fabs(ref);
+      double ref = c.accumulate ? y0[size_t(t) * c.rows + r] : 0.0, mag = std::fabs(ref), rounding = 0.0;
       const float* wr = wd.row(r);
-      const double* xr = xe.data() + size_t(t) * c.cols;
       for (int k = 0; k < c.cols; ++k) {
         const double p = double(wr[k]) * xr[k];
         ref += p;
         mag += std::fabs(p);
+        rounding += std::fabs(double(wr[k])) * half_step[size_t(k)];
       }
       const double got = y[size_t(t) * c.rows + r];
-      ASSERT_NEAR(got, ref, rel * mag + 1e-6)
+      ASSERT_NEAR(got, ref, rel * mag + 1.001 * rounding + 1e-6)
           << "t=" << t << " r=" << r << " " << case_name(c) << " seed " << test::test_seed();
     }
   }
@@ -163,6 +181,20 @@ std::vector<Case> cases() {
     if (s == QuantScheme::KMeans4) {
       out.push_back({s, 64, 172, 17, 0, false, false, false});
       out.push_back({s, 3, 17, 3, 0, false, true, false});
+    }
+  }
+  // int4 / q8_0 again through the dp4a path (x quantized to int8), the one-table 4-bit formats
+  // through the pair table.
+  const size_t n = out.size();
+  for (size_t i = 0; i < n; ++i) {
+    const QuantScheme s = out[i].scheme;
+    if (s == QuantScheme::Int4 || s == QuantScheme::Q8_0) {
+      out.push_back(out[i]);
+      out.back().dp4a = true;
+    }
+    if (s == QuantScheme::NF4 || s == QuantScheme::FP4 || (s == QuantScheme::KMeans4 && !out[i].per_row)) {
+      out.push_back(out[i]);
+      out.back().lut_pairs = true;
     }
   }
   return out;
