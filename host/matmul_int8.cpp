@@ -20,6 +20,7 @@ constexpr int kTokTile = 4;
 // QUILL_INT8_MMA="warps_m,warps_n,mt,nt" overrides it (benchmarks); BN must divide kRowAlign.
 constexpr int kWarpsM = 4, kWarpsN = 2, kMt = 2, kNt = 8;
 // matmul_int8_fused: 16 warps, 2 rows per warp task, one work-group per compute unit (persistent).
+// $QUILL_INT8_FUSED="rows_per_warp,groups_per_cu" overrides the last two (benchmarks).
 constexpr int kFusedWorkGroup = 512, kFusedRowsPerWarp = 2, kFusedGroupsPerCu = 1;
 constexpr int kFusedOneRegs = 8;  // FZ_XR: float4 of x per work-item in the one-token variant
 static_assert(MatmulInt8::kRowAlign % kFusedRowsPerWarp == 0);
@@ -27,6 +28,14 @@ static_assert(MatmulInt8::kRowAlign % kFusedRowsPerWarp == 0);
 
 MatmulInt8::MatmulInt8(Device& device) : device_(device) {
   has_mma_ = device.info().inline_ptx && device.info().sm_version >= 80;
+  int groups_per_cu = kFusedGroupsPerCu;
+  fused_rpw_ = kFusedRowsPerWarp;
+  if (const char* env = std::getenv("QUILL_INT8_FUSED"); env && *env) {
+    if (std::sscanf(env, "%d,%d", &fused_rpw_, &groups_per_cu) != 2 || fused_rpw_ < 1 || kRowAlign % fused_rpw_ != 0 ||
+        groups_per_cu < 1)
+      fail(ErrorKind::kInvalidArgument, "QUILL_INT8_FUSED={}: want rows_per_warp (dividing {}),groups_per_cu", env,
+           kRowAlign);
+  }
   int wm = kWarpsM, wn = kWarpsN, mt = kMt, nt = kNt;
   if (const char* env = std::getenv("QUILL_INT8_MMA"); env && *env) {
     if (std::sscanf(env, "%d,%d,%d,%d", &wm, &wn, &mt, &nt) != 4 || kRowAlign % (wn * nt * 8) != 0 ||
@@ -43,16 +52,16 @@ MatmulInt8::MatmulInt8(Device& device) : device_(device) {
   auto fused = device.program("matmul_int8_fused.cl",
                               fmt::format("-DFWG={} -DRPW={} -DFMAX_TOK={} -DLCODE_BYTES={} -DMAX_FLAG_WORDS={} "
                                           "-cl-fp32-correctly-rounded-divide-sqrt",
-                                          kFusedWorkGroup, kFusedRowsPerWarp, kFusedMaxTokens, kFusedMaxKpad,
+                                          kFusedWorkGroup, fused_rpw_, kFusedMaxTokens, kFusedMaxKpad,
                                           kFusedMaxCols / 32));
   fused_ = Kernel(fused, "matmul_int8_fused");
   auto fused_one = device.program("matmul_int8_fused.cl",
                                   fmt::format("-DFWG={} -DRPW={} -DFMAX_TOK={} -DLCODE_BYTES={} -DMAX_FLAG_WORDS={} "
                                               "-DFZ_ONE=1 -DFZ_XR={} -cl-fp32-correctly-rounded-divide-sqrt",
-                                              kFusedWorkGroup, kFusedRowsPerWarp, kFusedMaxTokens, kFusedMaxKpad,
+                                              kFusedWorkGroup, fused_rpw_, kFusedMaxTokens, kFusedMaxKpad,
                                               kFusedMaxCols / 32, kFusedOneRegs));
   fused_one_ = Kernel(fused_one, "matmul_int8_fused");
-  fused_groups_ = std::max<int>(1, int(device.info().compute_units) * kFusedGroupsPerCu);
+  fused_groups_ = std::max<int>(1, int(device.info().compute_units) * groups_per_cu);
   if (has_mma_) mma_ = Kernel(program, "matmul_int8_mma");
 }
 
@@ -105,7 +114,7 @@ void MatmulInt8::run_fused(const Int8WeightBuffers& w, const Buffer& x, FusedTra
              scale.static_amax, y, int32_t(w.rows), int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok),
              int32_t(accumulate ? 1 : 0), int32_t(debug ? 1 : 0), d_xt, debug ? *debug->codes : y,
              debug ? *debug->sca : y, debug ? *debug->olist : y, debug ? *debug->ocount : y);
-  const int tasks = (w.rows + kFusedRowsPerWarp - 1) / kFusedRowsPerWarp;
+  const int tasks = (w.rows + fused_rpw_ - 1) / fused_rpw_;
   const int groups = std::min(fused_groups_, (tasks + kFusedWorkGroup / 32 - 1) / (kFusedWorkGroup / 32));
   fused.launch(device_, Range(size_t(groups) * kFusedWorkGroup), Range(kFusedWorkGroup), event);
 }
