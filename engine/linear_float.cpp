@@ -28,7 +28,7 @@ class LinearFloat final : public Linear {
   bool fuses(const InputTransform& transform, int n_tok) const override {
     if (n_tok > host::kMaxFusedTokens) return false;
     return transform.kind == InputTransform::Kind::kSwiGlu ||
-           (transform.kind == InputTransform::Kind::kRmsNorm && host::fuse_rmsnorm_enabled());
+           (transform.kind == InputTransform::Kind::kRmsNorm && host::fuse_rmsnorm(false));
   }
 
   void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&,

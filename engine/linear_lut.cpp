@@ -107,18 +107,19 @@ class LinearLut final : public Linear {
       w_.dq_lut = &dq_lut_;
       w_.dq_offset = p.dq_offset;
     }
-    lut_kernel_.emplace(device, p.bits, p.scale, p.bits == 4 ? p.arith : p.linear);
+    arith_codes_ = p.bits == 4 ? p.arith : p.linear;
+    lut_kernel_.emplace(device, p.bits, p.scale, arith_codes_);
     if (host::GemmDequant::used_on(device.info()))
       gemm_.emplace(device, p.bits == 4 ? host::GemmDequant::Format::kLut4 : host::GemmDequant::Format::kLut8,
                     p.scale, p.bits == 4 ? p.arith : p.linear);
   }
 
-  // The GEMV kernels apply SwiGLU and RMSNorm ($QUILL_FUSE_RMSNORM=0: not RMSNorm) as they load x, up to
-  // kMaxFusedTokens tokens.
+  // The GEMV kernels apply SwiGLU, and RMSNorm where it pays (host::fuse_rmsnorm: not for table
+  // lookups), as they load x, up to kMaxFusedTokens tokens.
   bool fuses(const InputTransform& transform, int n_tok) const override {
     if (n_tok > host::kMaxFusedTokens) return false;
     return transform.kind == InputTransform::Kind::kSwiGlu ||
-           (transform.kind == InputTransform::Kind::kRmsNorm && host::fuse_rmsnorm_enabled());
+           (transform.kind == InputTransform::Kind::kRmsNorm && host::fuse_rmsnorm(!arith_codes_));
   }
 
   void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&,
@@ -133,6 +134,7 @@ class LinearLut final : public Linear {
   uint64_t weight_bytes() const override { return bytes_; }
 
  private:
+  bool arith_codes_ = false;  // int4 / q8_0: the code is the value (no table lookup)
   host::Buffer codes_;    // [rows, row_words] uint4
   host::Buffer lut_;      // [16] | [rows, 16] | [256] f32
   host::Buffer scales_;   // [rows, blocks_per_row] f32 | f16 | uint8

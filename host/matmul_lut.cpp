@@ -17,13 +17,12 @@ int env_int(const char* name, int fallback) {
   return v && *v ? std::atoi(v) : fallback;
 }
 
-std::string build_options(const GemvTuning& tn, int bits, LutScale scale, int tok_tile, bool arith, int input_kind,
-                          bool pairs) {
+std::string build_options(const GemvTuning& tn, int bits, LutScale scale, int tok_tile, bool arith, int input_kind) {
   return fmt::format(
       "-DLUT_BITS={} -DWG_SIZE={} -DROWS_PER_WARP={} -DTOK_TILE={} -DSCALE_KIND={} -DLUT_LINEAR={} "
-      "-DLUT_ARITH={} -DINPUT_KIND={} -DLUT_DP4A={} -DLUT_PAIRS={}",
+      "-DLUT_ARITH={} -DINPUT_KIND={} -DLUT_DP4A={}",
       bits, tn.work_group, tn.rows_per_warp, tok_tile, int(scale), bits == 8 && arith ? 1 : 0,
-      bits == 4 && arith ? 1 : 0, input_kind, arith && tn.dp4a ? 1 : 0, pairs ? 1 : 0);
+      bits == 4 && arith ? 1 : 0, input_kind, arith && tn.dp4a ? 1 : 0);
 }
 
 const Buffer& or_dummy(const Buffer* b, const Buffer& dummy) { return b && !b->empty() ? *b : dummy; }
@@ -78,12 +77,12 @@ void launch(Device& device, Kernel& kernel, const GemvTuning& tn, int tok_tile, 
 
 }  // namespace
 
-bool fuse_rmsnorm_enabled() { return env_int("QUILL_FUSE_RMSNORM", 1) != 0; }
+bool fuse_rmsnorm(bool table_lookup) { return env_int("QUILL_FUSE_RMSNORM", table_lookup ? 0 : 1) != 0; }
 
 GemvTuning GemvTuning::current(bool inline_ptx) {
   GemvTuning t;
   t.dp4a = env_int("QUILL_GEMV_DP4A", inline_ptx ? 1 : 0) != 0;
-  t.lut_pairs = env_int("QUILL_GEMV_LUT_PAIRS", 0) != 0;
+  t.rows_overridden = env_int("QUILL_GEMV_ROWS", 0) > 0;
   t.rows_per_warp = std::max(1, env_int("QUILL_GEMV_ROWS", t.rows_per_warp));
   t.work_group = std::max(32, env_int("QUILL_GEMV_WG", t.work_group)) / 32 * 32;
   return t;
@@ -97,16 +96,18 @@ MatmulLut::MatmulLut(Device& device, int bits, LutScale scale, bool arith)
       tuning_(GemvTuning::current(device.info().inline_ptx)),
       dummy_(device, 1024) {
   if (bits != 4 && bits != 8) fail(ErrorKind::kInternal, "matmul_lut: {}-bit codes (4 or 8 only)", bits);
-  kernel(1, 0, false);  // build the GEMV program now (errors surface at upload, not mid-forward)
+  // dp4a: 16 rows per warp (measured 61.7 vs 51.0% of the floor at 4096x14336, docs/PERFORMANCE.md).
+  if (arith_ && tuning_.dp4a && !tuning_.rows_overridden) tuning_.rows_per_warp = 16;
+  kernel(1, 0);  // build the GEMV program now (errors surface at upload, not mid-forward)
 }
 
-Kernel& MatmulLut::kernel(int tok_tile, int input_kind, bool pairs) {
-  const auto key = std::tuple(tok_tile, input_kind, pairs);
+Kernel& MatmulLut::kernel(int tok_tile, int input_kind) {
+  const auto key = std::pair(tok_tile, input_kind);
   auto it = kernels_.find(key);
   if (it == kernels_.end())
     it = kernels_
              .emplace(key, Kernel(device_.program("matmul_lut.cl", build_options(tuning_, bits_, scale_, tok_tile,
-                                                                                 arith_, input_kind, pairs)),
+                                                                                 arith_, input_kind)),
                                   "matmul_lut"))
              .first;
   return it->second;
@@ -118,8 +119,7 @@ void MatmulLut::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, 
   const int block_shift =
       check("matmul_lut", w, scale_, x, y, n_tok, bits_ == 4 ? 32 : 16, table, bits_ == 4 ? 16 : 256, input);
   const int tile = tok_tile_for(n_tok);
-  const bool pairs = tuning_.lut_pairs && bits_ == 4 && table && w.lut_stride == 0;
-  Kernel& k = kernel(tile, input.kind, pairs);
+  Kernel& k = kernel(tile, input.kind);
   k.args(*w.codes, int32_t(w.row_words), or_dummy(w.lut, dummy_), int32_t(bits_ == 4 ? w.lut_stride : 0),
          or_dummy(w.scales, dummy_), or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset,
          int32_t(w.blocks_per_row), int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok),

@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <map>
-#include <tuple>
 #include <utility>
 
 #include "host/buffer.hpp"
@@ -32,13 +31,11 @@ struct FusedInput {
 // (for benchmarking).
 struct GemvTuning {
   int rows_per_warp = 8;
+  bool rows_overridden = false;  // $QUILL_GEMV_ROWS given
   int work_group = 128;
   // int4 / q8_0: x quantized to int8 per 32 (16) columns and dp4a (LUT_DP4A in matmul_lut.cl), as
   // llama.cpp does. Default on NVIDIA (inline PTX) only; $QUILL_GEMV_DP4A=0|1 forces it (tests, sweeps).
   bool dp4a = false;
-  // nf4 / fp4 / per-tensor k-means: a 256-entry table of value pairs (one local load per two codes;
-  // LUT_PAIRS in matmul_lut.cl). $QUILL_GEMV_LUT_PAIRS=0|1.
-  bool lut_pairs = false;
   static GemvTuning current(bool inline_ptx = false);
 };
 
@@ -71,10 +68,12 @@ struct LutWeights {
 inline constexpr int kLutGemmTile = 8;     // tokens per pass of the register-tiled GEMM program
 inline constexpr int kMaxFusedTokens = 8;  // the GEMV kernels fuse input transforms up to this n_tok
 
-// Whether the Linears fuse RMSNorm into the GEMV (default on; $QUILL_FUSE_RMSNORM=0 launches the norm
-// kernel instead). The fused GEMV sums the token's squares from the x values it loads anyway (one
-// pass, no prologue), so the norm launch is saved at no extra memory traffic. SwiGLU fusion is always on.
-bool fuse_rmsnorm_enabled();
+// Whether a GEMV fuses RMSNorm (the norm weight multiplied in as x is loaded; the token's sum of
+// squares taken from the same loads, one pass). $QUILL_FUSE_RMSNORM=0|1 decides for every kernel;
+// unset: fused except for table-lookup codes (nf4, fp4, k-means, dyn8), whose GEMV is bound by its
+// local/L1 loads and measured slower with the extra norm-weight loads than with the separate norm
+// launch (docs/PERFORMANCE.md). SwiGLU fusion is always on.
+bool fuse_rmsnorm(bool table_lookup);
 
 class MatmulLut {
  public:
@@ -86,14 +85,14 @@ class MatmulLut {
   int bits() const { return bits_; }
 
  private:
-  Kernel& kernel(int tok_tile, int input_kind, bool pairs);
+  Kernel& kernel(int tok_tile, int input_kind);
   Device& device_;
   int bits_;
   LutScale scale_;
   bool arith_;
   GemvTuning tuning_;
-  std::map<std::tuple<int, int, bool>, Kernel> kernels_;  // (tok_tile, input kind, LUT_PAIRS)
-  Buffer dummy_;                                          // bound to the arguments a scale kind does not use
+  std::map<std::pair<int, int>, Kernel> kernels_;  // (tok_tile, input kind)
+  Buffer dummy_;                                   // bound to the arguments a scale kind does not use
 };
 
 }  // namespace quill::host

@@ -2,7 +2,8 @@
 // one chunk of WG key positions for ATTN_QUERIES query rows of one head, folded into each row's online
 // softmax (running max, running sum, output accumulator), and the final combination of an accumulator.
 // Every K and V row of the chunk is read once for all the work-group's query rows: prefill gives a
-// work-group TOK_TILE consecutive tokens, decode its one token (ATTN_QUERIES 1).
+// work-group TOK_TILE consecutive tokens, decode its one token (ATTN_QUERIES 1; decode uses the chunks
+// only without KEYS_BY_WARP: its by-warp schedule is warp-private, in attention_decode.cl).
 // Two schedules, chosen at build time:
 //  - KEYS_BY_WARP (NVIDIA default): each 32-lane group takes a quarter of the chunk's keys and its
 //    lanes split the head dimensions in pairs, so K and V rows are read coalesced, KEY_BATCH keys'

@@ -30,15 +30,6 @@
 #endif
 #define X_WORDS (CODES_PER_UINT4 / 4)  // int8x4 words of a lane's quantized x group: 8 or 4
 
-// LUT_PAIRS (4-bit table formats with one table for the matrix: nf4, fp4, per-tensor k-means): a
-// 256-entry table of value pairs indexed by a code byte, so one local load decodes two columns.
-#ifndef LUT_PAIRS
-#define LUT_PAIRS 0
-#endif
-#if LUT_PAIRS && (LUT_BITS != 4 || LUT_ARITH)
-#error "LUT_PAIRS is for 4-bit table formats"
-#endif
-
 // The 4 components of v (|v| <= 127.5) rounded half even to int8, packed (v.x in the low byte):
 // 1.5 * 2^23 + v has the integer in its low mantissa bits.
 inline uint pack_s8x4(float4 v) {
@@ -47,12 +38,8 @@ inline uint pack_s8x4(float4 v) {
 }
 
 // The 8 values of a word of 4-bit codes: lo = nibbles 0..3, hi = nibbles 4..7 (nibble n = bits 4n).
-// T: the row's [16] table; P: the [256] pair table (LUT_PAIRS).
-inline void decode8_nibbles(uint w, __local const float* T, __local const float2* P, float4* lo, float4* hi) {
-#if LUT_PAIRS
-  *lo = (float4)(P[w & 255u], P[(w >> 8) & 255u]);
-  *hi = (float4)(P[(w >> 16) & 255u], P[w >> 24]);
-#elif LUT_ARITH && QUILL_PTX
+inline void decode8_nibbles(uint w, __local const float* T, float4* lo, float4* hi) {
+#if LUT_ARITH && QUILL_PTX
   // Two codes per integer op: (w >> 4s) & 0x000F000F puts nibbles s and s + 4 in the two halves, and
   // | 0x6400 makes each the fp16 number 1024 + code; code - 8 is then exact in fp32.
   float2 v[4];
@@ -76,8 +63,8 @@ inline float4 x4_or_zero(__global const float* x, __global const float* norm_w, 
 //        CODES_PER_UINT4 u .. + CODES_PER_UINT4 - 1 in order: word k the next CODES_PER_WORD columns,
 //        4-bit column i of a word in bits 4 i, 8-bit in byte i (the host repacks every source order
 //        into this one and pads the row with code 0 to whole tiles)
-// lut: 4-bit [16] f32 (lut_stride 0, the only kind LUT_PAIRS takes) or [rows, 16] (lut_stride 16);
-//      8-bit [256]; unused with LUT_ARITH / LUT_LINEAR
+// lut: 4-bit [16] f32 (lut_stride 0) or [rows, 16] (lut_stride 16); 8-bit [256]; unused with
+//      LUT_ARITH / LUT_LINEAR
 // scales / absmax2 / dq_lut / dq_offset: see block_scale(); block of column c is c >> block_shift
 // x: [n_tok, cols] f32 ([n_tok, 2 cols] with SwiGLU)   y: [n_tok, rows] f32 (y += when accumulate != 0)
 // norm_w: [cols] f32 and eps (RMSNorm only)
@@ -88,12 +75,8 @@ void matmul_lut(__global const uint4* codes, int row_words, __global const float
                 float dq_offset, int blocks_per_row, int block_shift, __global const float* x,
                 __global float* y, int rows, int cols, int n_tok, int accumulate, __global const float* norm_w,
                 float eps) {
-#if LUT_BITS == 4 && LUT_PAIRS
-  __local float table[1];  // unused
-  __local float2 pairs[256];  // [byte] = (value of the low nibble, value of the high nibble)
-#elif LUT_BITS == 4
+#if LUT_BITS == 4
   __local float table[ROWS_PER_WG * 16];  // [ROWS_PER_WG, 16]: 16 entries in 16 banks, conflict-free
-  __local float2 pairs[1];  // unused
 #else
   __local float table[256];
 #endif
@@ -107,9 +90,7 @@ void matmul_lut(__global const uint4* codes, int row_words, __global const float
   const int t0 = get_group_id(1) * TOK_TILE;
   const int n_here = min(TOK_TILE, n_tok - t0);
 
-#if LUT_PAIRS
-  for (int i = lid; i < 256; i += WG_SIZE) pairs[i] = (float2)(lut[i & 15], lut[i >> 4]);
-#elif LUT_BITS == 4 && !LUT_ARITH
+#if LUT_BITS == 4 && !LUT_ARITH
   for (int i = lid; i < ROWS_PER_WG * 16; i += WG_SIZE)
     table[i] = lut[(size_t)min(row0 + i / 16, rows - 1) * lut_stride + (i & 15)];
 #elif LUT_BITS == 8 && !LUT_LINEAR
@@ -220,7 +201,7 @@ void matmul_lut(__global const uint4* codes, int row_words, __global const float
           const uint w = word_of(q[j], k);
 #if LUT_BITS == 4
           float4 lo, hi;
-          decode8_nibbles(w, table + (LUT_PAIRS ? 0 : j * 16), pairs, &lo, &hi);
+          decode8_nibbles(w, table + j * 16, &lo, &hi);
           for (int t = 0; t < TOK_TILE; ++t) acc[j][t] = fma(s[j], dot(lo, xa[t]) + dot(hi, xb[t]), acc[j][t]);
 #else
           const float4 v = decode4_bytes(w, table);

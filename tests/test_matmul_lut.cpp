@@ -28,7 +28,6 @@ struct Case {
   bool per_row = true;      // kmeans4
   int input = 0;            // input transform: 0 none, 1 RMSNorm, 2 SwiGLU (fused up to 8 tokens)
   bool dp4a = false;        // int4 / q8_0: x quantized to int8 per group and dp4a ($QUILL_GEMV_DP4A)
-  bool lut_pairs = false;   // nf4 / fp4 / per-tensor kmeans4: the pair table ($QUILL_GEMV_LUT_PAIRS)
 };
 
 std::string case_name(const Case& c) {
@@ -43,7 +42,6 @@ std::string case_name(const Case& c) {
   if (c.input == 1) s += "_rmsnorm";
   if (c.input == 2) s += "_swiglu";
   if (c.dp4a) s += "_dp4a";
-  if (c.lut_pairs) s += "_pairs";
   return s;
 }
 
@@ -59,9 +57,8 @@ class MatmulLutTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
   const Case c = GetParam();
-  setenv("QUILL_FUSE_RMSNORM", "1", 1);  // the fused RMSNorm path (the default) even if the caller turned it off
+  setenv("QUILL_FUSE_RMSNORM", "1", 1);  // the fused RMSNorm path for every format (tables default to unfused)
   setenv("QUILL_GEMV_DP4A", c.dp4a ? "1" : "0", 1);  // both int4 / q8_0 paths on every device
-  setenv("QUILL_GEMV_LUT_PAIRS", c.lut_pairs ? "1" : "0", 1);
   host::Device& device = test::test_device();
   std::mt19937_64 rng(test::test_seed() + uint64_t(c.rows) * 7919 + uint64_t(c.cols) * 31 + c.n_tok);
   MatrixF32 w{c.rows, c.cols, test::random_floats(rng, size_t(c.rows) * c.cols)};
@@ -183,18 +180,13 @@ std::vector<Case> cases() {
       out.push_back({s, 3, 17, 3, 0, false, true, false});
     }
   }
-  // int4 / q8_0 again through the dp4a path (x quantized to int8), the one-table 4-bit formats
-  // through the pair table.
+  // int4 / q8_0 again through the dp4a path (x quantized to int8).
   const size_t n = out.size();
   for (size_t i = 0; i < n; ++i) {
     const QuantScheme s = out[i].scheme;
     if (s == QuantScheme::Int4 || s == QuantScheme::Q8_0) {
       out.push_back(out[i]);
       out.back().dp4a = true;
-    }
-    if (s == QuantScheme::NF4 || s == QuantScheme::FP4 || (s == QuantScheme::KMeans4 && !out[i].per_row)) {
-      out.push_back(out[i]);
-      out.back().lut_pairs = true;
     }
   }
   return out;
