@@ -18,6 +18,7 @@ class LinearFloat final : public Linear {
   LinearFloat(host::Device& device, int64_t rows, int64_t cols, const std::vector<T>& weights)
       : Linear(rows, cols, sizeof(T) == 4 ? QuantScheme::F32 : QuantScheme::F16),
         stride_((cols + 7) / 8 * 8),
+        fuse_norm_(host::fuse_rmsnorm(false, device.info().inline_ptx)),
         weights_(host::upload(device, padded_rows(weights, rows, cols, stride_))),
         matmul_(device, sizeof(T) == 4) {
     if (sizeof(T) == 2 && host::GemmDequant::used_on(device.info())) gemm_.emplace(device, host::GemmDequant::Format::kF16);
@@ -28,7 +29,7 @@ class LinearFloat final : public Linear {
   bool fuses(const InputTransform& transform, int n_tok) const override {
     if (n_tok > host::kMaxFusedTokens) return false;
     return transform.kind == InputTransform::Kind::kSwiGlu ||
-           (transform.kind == InputTransform::Kind::kRmsNorm && host::fuse_rmsnorm(false));
+           (transform.kind == InputTransform::Kind::kRmsNorm && fuse_norm_);
   }
 
   void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&,
@@ -55,6 +56,7 @@ class LinearFloat final : public Linear {
   }
 
   int64_t stride_;
+  bool fuse_norm_;  // host::fuse_rmsnorm
   host::Buffer weights_;  // [rows, stride] f32 or fp16
   host::MatmulF16 matmul_;
   std::optional<host::GemmDequant> gemm_;  // fp16 weights only (f32 stays exact on the GEMV kernel)

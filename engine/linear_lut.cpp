@@ -108,6 +108,7 @@ class LinearLut final : public Linear {
       w_.dq_offset = p.dq_offset;
     }
     arith_codes_ = p.bits == 4 ? p.arith : p.linear;
+    fuse_norm_ = host::fuse_rmsnorm(!arith_codes_, device.info().inline_ptx);
     lut_kernel_.emplace(device, p.bits, p.scale, arith_codes_);
     if (host::GemmDequant::used_on(device.info()))
       gemm_.emplace(device, p.bits == 4 ? host::GemmDequant::Format::kLut4 : host::GemmDequant::Format::kLut8,
@@ -119,7 +120,7 @@ class LinearLut final : public Linear {
   bool fuses(const InputTransform& transform, int n_tok) const override {
     if (n_tok > host::kMaxFusedTokens) return false;
     return transform.kind == InputTransform::Kind::kSwiGlu ||
-           (transform.kind == InputTransform::Kind::kRmsNorm && host::fuse_rmsnorm(!arith_codes_));
+           (transform.kind == InputTransform::Kind::kRmsNorm && fuse_norm_);
   }
 
   void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&,
@@ -135,6 +136,7 @@ class LinearLut final : public Linear {
 
  private:
   bool arith_codes_ = false;  // int4 / q8_0: the code is the value (no table lookup)
+  bool fuse_norm_ = false;    // host::fuse_rmsnorm
   host::Buffer codes_;    // [rows, row_words] uint4
   host::Buffer lut_;      // [16] | [rows, 16] | [256] f32
   host::Buffer scales_;   // [rows, blocks_per_row] f32 | f16 | uint8

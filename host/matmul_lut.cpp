@@ -77,7 +77,9 @@ void launch(Device& device, Kernel& kernel, const GemvTuning& tn, int tok_tile, 
 
 }  // namespace
 
-bool fuse_rmsnorm(bool table_lookup) { return env_int("QUILL_FUSE_RMSNORM", table_lookup ? 0 : 1) != 0; }
+bool fuse_rmsnorm(bool table_lookup, bool inline_ptx) {
+  return env_int("QUILL_FUSE_RMSNORM", inline_ptx && !table_lookup ? 1 : 0) != 0;
+}
 
 GemvTuning GemvTuning::current(bool inline_ptx) {
   GemvTuning t;
