@@ -7,7 +7,9 @@
 //   matmul_int8_rows: one 32-lane group per weight row, TOK_TILE tokens per pass (decode / skinny);
 //     NVIDIA: dp4a on uint4 loads + shfl.sync reduction; portable: the same with integer byte dots.
 //   matmul_int8_mma (QUILL_PTX only): tiled GEMM on int8 tensor cores, mma.sync m16n8k32, tiles staged
-//     in local memory, two stages (row stride BK + 16 bytes: conflict-free fragment loads).
+//     in local memory, two stages (row stride BK + 16 bytes: conflict-free fragment loads). The outlier
+//     part is a side GEMM on the tf32 tensor cores in the same tiles (A[:, O] W16[:, O]^T, 16 outlier
+//     columns per staged chunk), each operand split hi + lo so that the sum keeps fp32 accuracy.
 // Layouts (written by engine/linear_int8.cpp): CB [rows_pad, kpad] int8 (zero padded; rows_pad a
 // multiple of BN, kpad a multiple of BK), SCB [rows_pad] f32, slot [cols] int, W16 [rows_pad, n16] fp16.
 #include "common.cl"
@@ -43,16 +45,6 @@ inline float outlier_term(int i, int k, int j, __global const float* X, int cols
   const int s = slot[j];
   const float w = s >= 0 ? vload_half((size_t)k * n16 + s, W16) : (float)CB[(size_t)k * kpad + j] * SCB[k] / 127.0f;
   return X[(size_t)i * cols + j] * w;
-}
-
-// The whole epilogue for one output (used by the GEMM; the GEMV spreads the outlier sum over lanes).
-inline float int8_epilogue(int c32, int i, int k, __global const float* SCA, __global const float* SCB,
-                           __global const float* X, int cols, __global const int* olist, int n_out,
-                           __global const int* slot, __global const half* W16, int n16, __global const char* CB,
-                           int kpad) {
-  float y = (float)c32 * SCA[i] * SCB[k] / 16129.0f;
-  for (int o = 0; o < n_out; ++o) y += outlier_term(i, k, olist[o], X, cols, slot, W16, n16, CB, SCB, kpad);
-  return y;
 }
 
 // CB: [rows_pad, kpad] int8   SCB: [rows_pad] f32   slot: [cols] int   W16: [rows_pad, n16] fp16
@@ -115,6 +107,26 @@ void matmul_int8_rows(__global const char* CB, __global const float* SCB, __glob
 #define B_LOADS (BN * VPR / MMA_THREADS)
 #define A_STAGE (BM * LDS_STRIDE)  // bytes
 #define B_STAGE (BN * LDS_STRIDE)
+#define OCH 16                 // outlier columns per staged chunk of the side GEMM (two k8 steps)
+#define OSTRIDE (OCH + 4)      // words per staged row: conflict-free fragment loads
+#if 2 * OSTRIDE > 2 * LDS_STRIDE / 4
+#error "the outlier chunk must fit in the freed A / B stages"
+#endif
+
+// x rounded to tf32 (nearest, ties away), as the bits the tf32 mma reads.
+inline uint tf32_rna(float x) {
+  uint r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+}
+
+// d += a b on the tf32 tensor cores: m16n8k8, f32 accumulate (fragment layouts at the call site).
+inline void mma_tf32(float* d, const uint* a, const uint* b) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+               "{%0,%1,%2,%3};"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
 
 // Global -> registers: this thread's share of the k-tile kt of A (codes, tokens m0..) and B (CB, rows n0..).
 inline void load_tile(uint4* ra, uint4* rb, __global const char* codes, __global const char* CB, int m0, int n0,
@@ -218,8 +230,79 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
     barrier(CLK_LOCAL_MEM_FENCE);
   }
 
-  // Epilogue: c0,c1 at (token g, rows 2*t4, 2*t4+1), c2,c3 at token g+8.
+  // Dequantize in the accumulator layout (c0,c1 at token g, rows 2*t4, 2*t4+1; c2,c3 at token g+8):
+  // y = C32 * SCA[i] * SCB[k] / 16129, then the outlier part is added by tf32 mma (same layout).
+  float facc[MT][NT][4];
+#pragma unroll
+  for (int a = 0; a < MT; ++a)
+#pragma unroll
+    for (int b = 0; b < NT; ++b)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int i = m0 + wm * MT * 16 + a * 16 + g + (c >> 1) * 8;
+        const int k = n0 + wn * NT * 8 + b * 8 + t4 * 2 + (c & 1);  // < rows_pad: SCB is zero padded
+        facc[a][b][c] = i < n_tok ? (float)acc[a][b][c] * SCA[i] * SCB[k] / 16129.0f : 0.0f;
+      }
   const int n_out = ocount[0];
+  for (int o0 = 0; o0 < n_out; o0 += OCH) {
+    // Stage the chunk's outlier columns o0 .. o0 + OCH - 1 (zero past n_out) as tf32 hi / lo pairs:
+    // sXh, sXl [BM][OSTRIDE] (tokens m0..), sWh, sWl [BN][OSTRIDE] (rows n0..), in the free stages.
+    __local uint* sXh = (__local uint*)sA4;
+    __local uint* sXl = sXh + BM * OSTRIDE;
+    __local uint* sWh = (__local uint*)sB4;
+    __local uint* sWl = sWh + BN * OSTRIDE;
+    barrier(CLK_LOCAL_MEM_FENCE);  // the previous chunk's (or the main loop's) fragments are consumed
+    for (int e = tid; e < BM * OCH; e += MMA_THREADS) {
+      const int r = e / OCH, c = e % OCH, o = o0 + c;
+      const float x = o < n_out && m0 + r < n_tok ? X[(size_t)(m0 + r) * cols + olist[o]] : 0.0f;
+      const uint hi = tf32_rna(x);
+      sXh[r * OSTRIDE + c] = hi;
+      sXl[r * OSTRIDE + c] = tf32_rna(x - as_float(hi));
+    }
+    for (int e = tid; e < BN * OCH; e += MMA_THREADS) {
+      const int r = e / OCH, c = e % OCH, o = o0 + c;
+      float w = 0.0f;
+      if (o < n_out) {
+        const int j = olist[o], s = slot[j], k = n0 + r;
+        w = s >= 0 ? vload_half((size_t)k * n16 + s, W16) : (float)CB[(size_t)k * kpad + j] * SCB[k] / 127.0f;
+      }
+      const uint hi = tf32_rna(w);
+      sWh[r * OSTRIDE + c] = hi;
+      sWl[r * OSTRIDE + c] = tf32_rna(w - as_float(hi));
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+    for (int kk = 0; kk < OCH; kk += 8) {  // m16n8k8: a0 (g, t4), a1 (g+8, t4), a2 (g, t4+4), a3 (g+8, t4+4)
+      uint ah[MT][4], al[MT][4], bh[NT][2], bl[NT][2];
+#pragma unroll
+      for (int a = 0; a < MT; ++a) {
+        const int base = (wm * MT * 16 + a * 16 + g) * OSTRIDE + kk + t4;
+        const int at[4] = {base, base + 8 * OSTRIDE, base + 4, base + 8 * OSTRIDE + 4};
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          ah[a][q] = sXh[at[q]];
+          al[a][q] = sXl[at[q]];
+        }
+      }
+#pragma unroll
+      for (int b = 0; b < NT; ++b) {  // b0 (k t4, n g), b1 (k t4+4, n g)
+        const int base = (wn * NT * 8 + b * 8 + g) * OSTRIDE + kk + t4;
+        bh[b][0] = sWh[base];
+        bh[b][1] = sWh[base + 4];
+        bl[b][0] = sWl[base];
+        bl[b][1] = sWl[base + 4];
+      }
+#pragma unroll
+      for (int a = 0; a < MT; ++a)
+#pragma unroll
+        for (int b = 0; b < NT; ++b) {  // hi*hi + hi*lo + lo*hi: the lo*lo term is below fp32 rounding
+          mma_tf32(facc[a][b], ah[a], bh[b]);
+          mma_tf32(facc[a][b], ah[a], bl[b]);
+          mma_tf32(facc[a][b], al[a], bh[b]);
+        }
+    }
+  }
+
 #pragma unroll
   for (int a = 0; a < MT; ++a) {
 #pragma unroll
@@ -229,9 +312,8 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
         const int i = m0 + wm * MT * 16 + a * 16 + g + (c >> 1) * 8;
         const int k = n0 + wn * NT * 8 + b * 8 + t4 * 2 + (c & 1);
         if (i < n_tok && k < rows) {
-          const float y = int8_epilogue(acc[a][b][c], i, k, SCA, SCB, X, cols, olist, n_out, slot, W16, n16, CB, kpad);
           const size_t at = (size_t)i * rows + k;
-          Y[at] = accumulate ? Y[at] + y : y;
+          Y[at] = accumulate ? Y[at] + facc[a][b][c] : facc[a][b][c];
         }
       }
     }

@@ -157,6 +157,54 @@ inline float fz_w16(int k, int j, __global const int* slot, __global const half*
   return s >= 0 ? vload_half((size_t)k * n16 + s, W16) : (float)CB[(size_t)k * kpad + j] * SCB[k] / 127.0f;
 }
 
+// This lane's share of step ch (columns 16 (ch * 128 + lane + 32 u), u < 4) of the RPW rows of task:
+// dst[r][u]; zeros past the row end or for a task at or past task1 (no load).
+inline void fz_load_chunk(uint4 dst[RPW][4], __global const char* CB, int task, int task1, int ch, int nv, int kpad,
+                          int lane) {
+  __global const uint4* w = (__global const uint4*)(CB + (size_t)task * RPW * kpad);
+#pragma unroll
+  for (int r = 0; r < RPW; ++r)
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int v = ch * 4 * QUILL_LANES + lane + QUILL_LANES * u;
+      dst[r][u] = task < task1 && v < nv ? w[(size_t)r * nv + v] : (uint4)(0u);
+    }
+}
+
+// One output of the GEMV: sums this lane's int32 share c over the warp, adds the outlier part of token t
+// (the list when ocount <= OCAP, else the bitmask), and lane 0 stores y[t, row] (+)=. All lanes call.
+inline void fz_store_output(int c, int t, int row, int valid, int ocount, __local const float* lox,
+                            __local const int* lolist, __local const uint* lflags, int nwords, __local const float* linv,
+                            __local const float* lsca, __global const float* X, __global const float* nw,
+                            int transform, int cols, __global const int* slot, __global const half* W16, int n16,
+                            __global const char* CB, __global const float* SCB, int kpad, __global float* Y, int rows,
+                            int accumulate, __local int* iscr, __local float* fscr, int lane) {
+  const int c32 = lane_group_isum(c, iscr);
+  float part = 0.0f;
+  if (valid && row < rows && ocount > 0) {
+    if (ocount <= OCAP) {
+      for (int o = lane; o < ocount; o += QUILL_LANES)
+        part += lox[t * OCAP + o] * fz_w16(row, lolist[o], slot, W16, n16, CB, SCB, kpad);
+    } else {
+      const float invt = linv[t];
+      for (int wd = lane; wd < nwords; wd += QUILL_LANES) {
+        uint bits = lflags[wd];
+        while (bits != 0u) {
+          const int j = wd * 32 + 31 - (int)clz(bits & (0u - bits));
+          part += fz_xt(X, nw, transform, invt, cols, t, j) * fz_w16(row, j, slot, W16, n16, CB, SCB, kpad);
+          bits &= bits - 1u;
+        }
+      }
+    }
+  }
+  const float osum = ocount > 0 ? lane_group_sum(part, fscr) : 0.0f;
+  if (lane == 0 && valid && row < rows) {
+    const size_t at = (size_t)t * rows + row;
+    const float y = (float)c32 * lsca[t] * SCB[row] / 16129.0f + osum;
+    Y[at] = accumulate ? Y[at] + y : y;
+  }
+}
+
 // CB [rows_pad, kpad] int8, SCB [rows_pad] f32, slot [cols] int, W16 [rows_pad, n16] fp16; X as fz_xt;
 // nw: [cols] f32 norm weight (read for transform 1 only); Y [n_tok, rows] f32 (+= when accumulate).
 // static_amax: 0 = per-token scales, > 0 = the static activation absmax (the host passes threshold 0).
@@ -192,17 +240,7 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
 #if FZ_ONE
   // Prefetch: the first weight chunk of this warp's first task, before the prologue.
   uint4 pre[RPW][4];
-  {
-    const int task = task0 + warp;
-    __global const uint4* w = (__global const uint4*)(CB + (size_t)task * RPW * kpad);
-#pragma unroll
-    for (int r = 0; r < RPW; ++r)
-#pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const int v = lane + 32 * u;
-        pre[r][u] = task < task1 && v < nv ? w[(size_t)r * nv + v] : (uint4)(0u);
-      }
-  }
+  fz_load_chunk(pre, CB, task0 + warp, task1, 0, nv, kpad, lane);
   // 1-2. x once into registers; transform; flags; absmax.
   for (int w = lid; w < nwords; w += FWG) lflags[w] = 0u;
   const int n4 = cols / 4;
@@ -386,86 +424,52 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    // 5. GEMV over this work-group's rows.
+    // 5. GEMV over this work-group's rows. (Pipelining the steps across tasks, with the next chunk in
+    // registers, measured 1.5x slower on the H100: docs/PERFORMANCE.md.)
     for (int it = 0; it < iters; ++it) {
       const int task = task0 + it * FWARPS + warp;
       const int valid = task < task1;
-      const int r0 = task * RPW;
       int acc[RPW][FMAX_TOK];
 #pragma unroll
       for (int r = 0; r < RPW; ++r)
 #pragma unroll
         for (int t = 0; t < FMAX_TOK; ++t) acc[r][t] = 0;
-      if (valid) {
-        __global const uint4* w = (__global const uint4*)(CB + (size_t)r0 * kpad);
-        __local const uint4* xc = lcodes4;
-        for (int v0 = 0; v0 < nv; v0 += 4 * QUILL_LANES) {
-          uint4 wv[RPW][4];
+      for (int ch = 0; ch * 4 * QUILL_LANES < nv; ++ch) {
+        uint4 wv[RPW][4];
 #if FZ_ONE
-          if (it == 0 && v0 == 0) {
+        if (it == 0 && ch == 0) {  // requested before the prologue
 #pragma unroll
-            for (int r = 0; r < RPW; ++r)
+          for (int r = 0; r < RPW; ++r)
 #pragma unroll
-              for (int u = 0; u < 4; ++u) wv[r][u] = pre[r][u];
-          } else
+            for (int u = 0; u < 4; ++u) wv[r][u] = pre[r][u];
+        } else
 #endif
-          {
+        {
+          fz_load_chunk(wv, CB, task, task1, ch, nv, kpad, lane);
+        }
 #pragma unroll
-            for (int r = 0; r < RPW; ++r)
+        for (int u = 0; u < 4; ++u) {
+          const int v = ch * 4 * QUILL_LANES + lane + QUILL_LANES * u;
+          if (v < nv) {
 #pragma unroll
-              for (int u = 0; u < 4; ++u) {
-                const int v = v0 + lane + 32 * u;
-                wv[r][u] = v < nv ? w[(size_t)r * nv + v] : (uint4)(0u);
-              }
-          }
+            for (int t = 0; t < FMAX_TOK; ++t) {
+              if (t < np) {
+                const uint4 xv = lcodes4[t * nv + v];
 #pragma unroll
-          for (int u = 0; u < 4; ++u) {
-            const int v = v0 + lane + 32 * u;
-            if (v < nv) {
-#pragma unroll
-              for (int t = 0; t < FMAX_TOK; ++t) {
-                if (t < np) {
-                  const uint4 xv = xc[t * nv + v];
-#pragma unroll
-                  for (int r = 0; r < RPW; ++r) acc[r][t] = fz_dot16(wv[r][u], xv, acc[r][t]);
-                }
+                for (int r = 0; r < RPW; ++r) acc[r][t] = fz_dot16(wv[r][u], xv, acc[r][t]);
               }
             }
           }
         }
       }
-      // Epilogue: reduce over the 32 lanes, add the outlier part, write.
       for (int t = 0; t < np; ++t) {
 #pragma unroll
         for (int r = 0; r < RPW; ++r) {
           int mine_acc = 0;
 #pragma unroll
           for (int u = 0; u < FMAX_TOK; ++u) mine_acc = u == t ? acc[r][u] : mine_acc;
-          const int c32 = lane_group_isum(mine_acc, iscr);
-          const int row = r0 + r;
-          float part = 0.0f;
-          if (valid && row < rows && ocount > 0) {
-            if (ocount <= OCAP) {
-              for (int o = lane; o < ocount; o += QUILL_LANES)
-                part += lox[(p0 + t) * OCAP + o] * fz_w16(row, lolist[o], slot, W16, n16, CB, SCB, kpad);
-            } else {
-              const float invt = linv[p0 + t];
-              for (int wd = lane; wd < nwords; wd += QUILL_LANES) {
-                uint bits = lflags[wd];
-                while (bits != 0u) {
-                  const int j = wd * 32 + 31 - (int)clz(bits & (0u - bits));
-                  part += fz_xt(X, nw, transform, invt, cols, p0 + t, j) * fz_w16(row, j, slot, W16, n16, CB, SCB, kpad);
-                  bits &= bits - 1u;
-                }
-              }
-            }
-          }
-          const float osum = ocount > 0 ? lane_group_sum(part, fscr) : 0.0f;
-          if (lane == 0 && valid && row < rows) {
-            const size_t at = (size_t)(p0 + t) * rows + row;
-            const float y = (float)c32 * lsca[p0 + t] * SCB[row] / 16129.0f + osum;
-            Y[at] = accumulate ? Y[at] + y : y;
-          }
+          fz_store_output(mine_acc, p0 + t, task * RPW + r, valid, ocount, lox, lolist, lflags, nwords, linv, lsca, X,
+                          nw, transform, cols, slot, W16, n16, CB, SCB, kpad, Y, rows, accumulate, iscr, fscr, lane);
         }
       }
     }

@@ -117,6 +117,27 @@ TEST(MatmulInt8, AllOutlierRow) {
   run_and_check(x, quantize_llm_int8(wf, dims), QuantScheme::LlmInt8, 6.0f, "all-outlier");
 }
 
+// More outlier columns than one staged chunk of the GEMM's side path (16), kept fp16 and fallback
+// columns interleaved, several tokens per column, both signs, and one token with no outlier at all.
+TEST(MatmulInt8, ManyOutlierColumns) {
+  std::mt19937_64 rng(test::test_seed() + 17);
+  for (int n_tok : {5, 70}) {
+    const int rows = 300, cols = 172;
+    MatrixF32 x{n_tok, cols, test::random_floats(rng, size_t(n_tok) * cols, -2.0f, 2.0f)};
+    std::vector<int32_t> kept;
+    std::uniform_real_distribution<float> big(6.0f, 40.0f);
+    for (int j = 3; j < cols; j += 4) {  // 43 outlier columns
+      for (int hit = 0; hit < 3; ++hit) {
+        const int i = int(rng() % uint64_t(n_tok - 1));  // the last token keeps no outlier
+        x.row(i)[j] = (rng() & 1 ? 1.0f : -1.0f) * big(rng);
+      }
+      if (j % 8 == 3) kept.push_back(j);  // every other one kept in fp16, the rest use the int8 fallback
+    }
+    MatrixF32 wf{rows, cols, test::random_floats(rng, size_t(rows) * cols)};
+    run_and_check(x, quantize_llm_int8(wf, kept), QuantScheme::LlmInt8, 6.0f, "many outliers t" + std::to_string(n_tok));
+  }
+}
+
 TEST(MatmulInt8, LaunchesPerForward) {
   host::Device& device = test::test_device();
   MatrixF32 wf{3, 17, std::vector<float>(51, 0.5f)};
