@@ -73,6 +73,7 @@ class Kernel {
   void launch(Device& device, Range global, Range local, Event* event = nullptr);
 
   const std::string& name() const { return name_; }
+  bool valid() const { return kernel_ != nullptr; }  // false for a default-constructed Kernel
 
  private:
   std::shared_ptr<const Program> program_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "engine/error.hpp"
 #include "host/device.hpp"
@@ -49,17 +50,20 @@ MatmulInt8::MatmulInt8(Device& device) : device_(device) {
       "matmul_int8.cl", fmt::format("-DWG_SIZE={} -DTOK_TILE={} -DWARPS_M={} -DWARPS_N={} -DMT={} -DNT={} -DBK={}",
                                     kWorkGroup, kTokTile, wm, wn, mt, nt, kColAlign));
   rows_ = Kernel(program, "matmul_int8_rows");
+  // $QUILL_INT8_FUSED_DEFS: extra build flags for measurements (e.g. -DFZ_NO_STREAM: the prologue alone).
+  const char* defs_env = std::getenv("QUILL_INT8_FUSED_DEFS");
+  const std::string defs = defs_env ? defs_env : "";
   auto fused = device.program("matmul_int8_fused.cl",
                               fmt::format("-DFWG={} -DRPW={} -DFMAX_TOK={} -DLCODE_BYTES={} -DMAX_FLAG_WORDS={} "
-                                          "-cl-fp32-correctly-rounded-divide-sqrt",
+                                          "-cl-fp32-correctly-rounded-divide-sqrt {}",
                                           kFusedWorkGroup, fused_rpw_, kFusedMaxTokens, kFusedMaxKpad,
-                                          kFusedMaxCols / 32));
+                                          kFusedMaxCols / 32, defs));
   fused_ = Kernel(fused, "matmul_int8_fused");
   auto fused_one = device.program("matmul_int8_fused.cl",
                                   fmt::format("-DFWG={} -DRPW={} -DFMAX_TOK={} -DLCODE_BYTES={} -DMAX_FLAG_WORDS={} "
-                                              "-DFZ_ONE=1 -DFZ_XR={} -cl-fp32-correctly-rounded-divide-sqrt",
+                                              "-DFZ_ONE=1 -DFZ_XR={} -cl-fp32-correctly-rounded-divide-sqrt {}",
                                               kFusedWorkGroup, fused_rpw_, kFusedMaxTokens, kFusedMaxKpad,
-                                              kFusedMaxCols / 32, kFusedOneRegs));
+                                              kFusedMaxCols / 32, kFusedOneRegs, defs));
   fused_one_ = Kernel(fused_one, "matmul_int8_fused");
   fused_groups_ = std::max<int>(1, int(device.info().compute_units) * groups_per_cu);
   if (has_mma_) mma_ = Kernel(program, "matmul_int8_mma");

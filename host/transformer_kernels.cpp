@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <string>
 
 #include "engine/error.hpp"
 #include "host/device.hpp"
@@ -13,6 +14,8 @@ namespace {
 constexpr int kAttentionWg = 128;
 constexpr int kDecodeSplit = 128;   // positions per work-group in decode attention (one chunk of WG keys)
 constexpr int kPrefillTokTile = 4;  // tokens per work-group in prefill attention (TOK_TILE in attention.cl)
+constexpr int kAttentionMmaThreads = 128, kAttentionMmaQueries = 64;  // attention_mma.cl: AM_THREADS, AM_QUERIES
+constexpr int kAttentionMmaMaxHeadDim = 128;                           // AM_HD
 
 // Prefill's TOK_TILE: kPrefillTokTile, or QUILL_ATTENTION_TOK_TILE (1..16) for sweeps. Read once: the
 // program's build flag and the launch geometry must agree (so not through QUILL_ATTENTION_FLAGS).
@@ -55,7 +58,16 @@ TransformerKernels::TransformerKernels(Device& device, const TransformerKernelOp
       attention_decode_(
           device.program("attention_decode.cl", fmt::format("-DSPLIT={} {}", kDecodeSplit, attention_flags(options))),
           "attention_decode"),
-      swiglu_(device.program("elementwise.cl", options.embd_f32 ? "-DEMBD_F32=1" : ""), "swiglu") {}
+      swiglu_(device.program("elementwise.cl", options.embd_f32 ? "-DEMBD_F32=1" : ""), "swiglu") {
+  const char* env = std::getenv("QUILL_ATTENTION_MMA");
+  const bool wanted = options.prefill_mma != 0 && !(env && std::string(env) == "0");
+  if (wanted && !options.kv_f32 && device.info().inline_ptx && device.info().sm_version >= 80)
+    attention_mma_ = Kernel(device.program("attention_mma.cl"), "attention_mma");
+}
+
+bool TransformerKernels::prefill_on_tensor_cores(int head_dim) const {
+  return attention_mma_.valid() && head_dim % 16 == 0 && head_dim <= kAttentionMmaMaxHeadDim;
+}
 
 size_t TransformerKernels::decode_partial_bytes(int n_ctx, int n_heads, int head_dim) {
   const size_t max_splits = (size_t(n_ctx) + kDecodeSplit - 1) / kDecodeSplit;
@@ -115,6 +127,15 @@ void TransformerKernels::attention(const Buffer& q, const Buffer& k_cache, const
   require(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention: n_heads must be a multiple of n_kv_heads");
   require(out.bytes() >= size_t(n_tok) * n_heads * head_dim * 4, "attention: output size");
   const float scale = 1.0f / std::sqrt(float(head_dim));
+  if (prefill_on_tensor_cores(head_dim)) {
+    attention_mma_.args(q, k_cache, v_cache, out, int32_t(n_tok), int32_t(n_heads), int32_t(n_kv_heads),
+                        int32_t(head_dim), int32_t(pos0), scale);
+    attention_mma_.launch(device_,
+                          Range(size_t(n_heads) * kAttentionMmaThreads,
+                                (size_t(n_tok) + kAttentionMmaQueries - 1) / kAttentionMmaQueries),
+                          Range(kAttentionMmaThreads, 1));
+    return;
+  }
   const size_t n_tiles = (size_t(n_tok) + prefill_tok_tile() - 1) / prefill_tok_tile();
   attention_.args(q, k_cache, v_cache, out, int32_t(n_tok), int32_t(n_heads), int32_t(n_kv_heads), int32_t(head_dim),
                   int32_t(pos0), scale);

@@ -1,5 +1,5 @@
 // Launchers for the non-matmul kernels of a Llama layer (norm.cl, rope.cl, attention.cl,
-// elementwise.cl). One object per session: kernel-argument state is per object. Shapes checked.
+// attention_mma.cl, attention_decode.cl, elementwise.cl). One object per session: kernel-argument state is per object. Shapes checked.
 #pragma once
 
 #include "host/buffer.hpp"
@@ -15,6 +15,9 @@ struct TransformerKernelOptions {
   // Attention schedule (KEYS_BY_WARP in attention_common.cl): -1 = the device's (by warp on NVIDIA,
   // by work-item elsewhere); 0 / 1 force one (tests run both on every device).
   int keys_by_warp = -1;
+  // Prefill attention on the fp16 tensor cores (attention_mma.cl): -1 = where the device has them
+  // (NVIDIA sm_80+, fp16 cache, head_dim % 16 == 0, <= 128; $QUILL_ATTENTION_MMA=0 turns it off), 0 = never.
+  int prefill_mma = -1;
 };
 
 class TransformerKernels {
@@ -43,12 +46,15 @@ class TransformerKernels {
   void swiglu(const Buffer& gate_up, Buffer& h, int n_tok, int ffn);
 
   bool kv_f32() const { return options_.kv_f32; }
+  // Whether attention() runs on the tensor cores for this head_dim.
+  bool prefill_on_tensor_cores(int head_dim) const;
 
  private:
   Device& device_;
   TransformerKernelOptions options_;
   size_t norm_wg_;
   Kernel embed_, rmsnorm_, rope_kv_, attention_, attention_decode_, swiglu_;
+  Kernel attention_mma_;  // built only where the tensor-core path can run
 };
 
 }  // namespace quill::host

@@ -235,7 +235,11 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
   const int ntasks = (rows + RPW - 1) / RPW;
   const int G = get_num_groups(0), g = get_group_id(0);
   const int task0 = (int)(((long)ntasks * g) / G), task1 = (int)(((long)ntasks * (g + 1)) / G);
+#ifdef FZ_NO_STREAM  // measurement only ($QUILL_INT8_FUSED_DEFS=-DFZ_NO_STREAM): the prologue alone
+  const int iters = 0;
+#else
   const int iters = (task1 - task0 + FWARPS - 1) / FWARPS;
+#endif
   const int nv = kpad / 16;
 #if FZ_ONE
   // Prefetch: the first weight chunk of this warp's first task, before the prologue.

@@ -144,6 +144,7 @@ struct PrefillCase {
   int n_heads, n_kv_heads, head_dim, pos0, n_tok;
   bool kv_f32 = false;
   int keys_by_warp = 0;
+  int prefill_mma = 0;  // -1: the tensor-core kernel where the device has it (head_dim % 16 == 0, fp16 cache)
 };
 
 class AttentionPrefillTest : public ::testing::TestWithParam<PrefillCase> {};
@@ -169,7 +170,7 @@ TEST_P(AttentionPrefillTest, MatchesCpuReference) {
   Buffer v_b = c.kv_f32 ? upload(device, v) : upload(device, v_half);
   Buffer out_b(device, q.size() * 4);
   out_b.fill_bytes(0xff);
-  TransformerKernels kernels(device, {.kv_f32 = c.kv_f32, .keys_by_warp = c.keys_by_warp});
+  TransformerKernels kernels(device, {.kv_f32 = c.kv_f32, .keys_by_warp = c.keys_by_warp, .prefill_mma = c.prefill_mma});
   kernels.attention(q_b, k_b, v_b, out_b, c.n_tok, c.n_heads, c.n_kv_heads, c.head_dim, c.pos0);
   const auto out = out_b.read_vector<float>(q.size());
   const int group = c.n_heads / c.n_kv_heads;
@@ -199,9 +200,11 @@ TEST_P(AttentionPrefillTest, MatchesCpuReference) {
     }
 }
 
+// Schedules: by work-item, by warp, and (where the device has it) the tensor-core kernel, whose
+// work-groups take 64 tokens and 64-position key tiles: the shapes also cross those boundaries.
 std::vector<PrefillCase> prefill_cases() {
   std::vector<PrefillCase> out;
-  for (int by_warp : {0, 1})
+  for (int schedule : {0, 1, 2})
     for (PrefillCase c : {PrefillCase{8, 4, 8, 0, 5}, PrefillCase{6, 2, 16, 250, 9}, PrefillCase{32, 8, 128, 100, 17},
                           PrefillCase{2, 1, 96, 0, 130},
                           // one token (a tile of one real token), a whole number of tiles
@@ -209,8 +212,11 @@ std::vector<PrefillCase> prefill_cases() {
                           // a tile whose tokens end on both sides of the chunk boundary at 128
                           PrefillCase{8, 2, 96, 125, 3}, PrefillCase{4, 1, 128, 126, 7},
                           // several chunks, every token offset within a tile, partial last tile, f32 cache
-                          PrefillCase{3, 1, 16, 300, 66, true}, PrefillCase{2, 2, 8, 1, 255}}) {
-      c.keys_by_warp = by_warp;
+                          PrefillCase{3, 1, 16, 300, 66, true}, PrefillCase{2, 2, 8, 1, 255},
+                          // several 64-token work-groups and key tiles, first tile off a tile boundary
+                          PrefillCase{4, 2, 128, 37, 200}, PrefillCase{2, 1, 32, 63, 65}}) {
+      c.keys_by_warp = schedule == 0 ? 0 : 1;
+      c.prefill_mma = schedule == 2 ? -1 : 0;
       out.push_back(c);
     }
   return out;
@@ -222,7 +228,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionPrefillTest, ::testing::ValuesIn(prefi
                            return "h" + std::to_string(c.n_heads) + "kv" + std::to_string(c.n_kv_heads) + "d" +
                                   std::to_string(c.head_dim) + "_pos" + std::to_string(c.pos0) + "_t" +
                                   std::to_string(c.n_tok) + (c.kv_f32 ? "_f32" : "_f16") +
-                                  (c.keys_by_warp ? "_by_warp" : "_by_item");
+                                  (c.prefill_mma ? "_mma" : c.keys_by_warp ? "_by_warp" : "_by_item");
                          });
 
 }  // namespace

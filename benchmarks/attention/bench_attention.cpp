@@ -1,5 +1,6 @@
 // bench_attention: the attention kernels alone at Llama-2-7B head shapes (32 heads x 128, fp16 KV
-// cache): decode (attention_decode.cl) at several context lengths and prefill (attention.cl) of 512
+// cache): decode (attention_decode.cl) at several context lengths and prefill (attention_mma.cl where
+// the device has tensor cores, and attention.cl) of 128 and 512
 // tokens; median device time per launch, and the KV bytes read over it.
 // Usage: quill_bench_attention [device]   (not a test: figures go to docs/PERFORMANCE.md)
 #include <algorithm>
@@ -59,11 +60,18 @@ int main(int argc, char** argv) {
   }
   std::vector<float> q(size_t(512) * kDim, 0.01f);
   Buffer q_b = upload(device, q);
-  for (int n_tok : {128, 512}) {
-    const double us = median_us(device, "attention", 5, [&] {
-      kernels.attention(q_b, k_b, v_b, out, n_tok, kHeads, kHeads, kHeadDim, 0);
-    });
-    std::printf("prefill  %3d tokens from 0: %8.2f us\n", n_tok, us);
+  TransformerKernels no_mma(device, {.prefill_mma = 0});
+  for (TransformerKernels* k : {&kernels, &no_mma}) {
+    const bool mma = k->prefill_on_tensor_cores(kHeadDim);
+    for (int n_tok : {128, 512}) {
+      const double us = median_us(device, mma ? "attention_mma" : "attention", 5, [&] {
+        k->attention(q_b, k_b, v_b, out, n_tok, kHeads, kHeads, kHeadDim, 0);
+      });
+      const double flops = 4.0 * kHeads * kHeadDim * (double(n_tok) * (n_tok + 1) / 2);  // QK^T and PV, causal
+      std::printf("prefill  %3d tokens from 0 (%s): %8.2f us  %6.1f TFLOP/s\n", n_tok,
+                  mma ? "tensor cores" : "attention.cl", us, flops / (us * 1e6));
+    }
+    if (!mma) break;
   }
   return 0;
 }
