@@ -12,14 +12,17 @@ namespace quill::host {
 namespace {
 
 constexpr int kBlockRows = 128;  // BN in the kernel
-constexpr int kBlockTokens = 64;  // BM
 
 const Buffer& or_dummy(const Buffer* b, const Buffer& dummy) { return b && !b->empty() ? *b : dummy; }
 
+// Work-group shape of kernels/gemm_dequant.cl: 256 work-items x 128 tokens on the tensor-core path,
+// 128 x 64 on the portable one.
 void launch(Device& device, Kernel& k, int rows, int n_tok, Event* event) {
+  const bool mma = device.info().inline_ptx;
+  const size_t threads = mma ? 256 : 128, block_tokens = mma ? 128 : 64;
   const size_t groups = (size_t(rows) + kBlockRows - 1) / kBlockRows;
-  const size_t tok_groups = (size_t(n_tok) + kBlockTokens - 1) / kBlockTokens;
-  k.launch(device, Range(groups * 128, tok_groups), Range(128, 1), event);
+  const size_t tok_groups = (size_t(n_tok) + block_tokens - 1) / block_tokens;
+  k.launch(device, Range(groups * threads, tok_groups), Range(threads, 1), event);
 }
 
 }  // namespace

@@ -32,36 +32,11 @@ inline float f16_round(float x) {
   return r;
 }
 
-// fp16x2 of (lo_k, hi_k): lo_k in the lower half.
-inline uint pack_f16x2(float lo_k, float hi_k) {
-  uint r;
-  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi_k), "f"(lo_k));
-  return r;
-}
-
 // The hi and lo fp16x2 words of the pair (x0, x1): x = hi + lo to about 22 bits.
 inline void split_pair(float x0, float x1, uint* hi, uint* lo) {
   const float h0 = f16_round(x0), h1 = f16_round(x1);
-  *hi = pack_f16x2(h0, h1);
-  *lo = pack_f16x2(x0 - h0, x1 - h1);
-}
-
-inline float quad_max(float v) {
-  for (int m = 1; m <= 2; m <<= 1) {
-    float o;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(o) : "f"(v), "r"(m));
-    v = fmax(v, o);
-  }
-  return v;
-}
-
-inline float quad_sum(float v) {
-  for (int m = 1; m <= 2; m <<= 1) {
-    float o;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(o) : "f"(v), "r"(m));
-    v += o;
-  }
-  return v;
+  *hi = pack_half2(h0, h1);
+  *lo = pack_half2(x0 - h0, x1 - h1);
 }
 
 // q: [n_tok, n_heads * head_dim] f32 (rotated)   k_cache, v_cache: [ctx, n_kv_heads * head_dim] fp16
@@ -170,7 +145,7 @@ void attention_mma(__global const float* q, __global const half* k_cache, __glob
           if (p > qpos[r]) s[n][2 * r + c] = -INFINITY;
           mx = fmax(mx, s[n][2 * r + c]);
         }
-      const float m_new = fmax(m_run[r], quad_max(mx));  // finite: position 0 is in every row's first tile
+      const float m_new = fmax(m_run[r], lanes_max(mx, 4));  // finite: position 0 is in every row's first tile
       corr[r] = exp(m_run[r] - m_new);
       m_run[r] = m_new;
       float sum = 0.0f;
@@ -215,7 +190,7 @@ void attention_mma(__global const float* q, __global const half* k_cache, __glob
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int t = t_row + 8 * r;
-    const float inv = 1.0f / quad_sum(l_run[r]);
+    const float inv = 1.0f / lanes_sum(l_run[r], 4);
     if (t < n_tok) {
       __global float* dst = out + (size_t)t * q_dim + h * head_dim + 2 * t4;
 #pragma unroll

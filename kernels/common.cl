@@ -11,21 +11,32 @@
 #define QUILL_LANES 32
 
 #if QUILL_PTX
-inline float warp_sum(float v) {
-  for (int offset = 16; offset > 0; offset >>= 1) {
+// Butterfly sum / max over groups of `lanes` consecutive lanes (a power of two <= 32): every lane of a
+// group gets the group's result. warp_sum / warp_max are the whole-warp case.
+inline float lanes_sum(float v, int lanes) {
+  for (int offset = lanes >> 1; offset > 0; offset >>= 1) {
     float other;
     asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(other) : "f"(v), "r"(offset));
     v += other;
   }
   return v;
 }
-inline float warp_max(float v) {
-  for (int offset = 16; offset > 0; offset >>= 1) {
+inline float lanes_max(float v, int lanes) {
+  for (int offset = lanes >> 1; offset > 0; offset >>= 1) {
     float other;
     asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(other) : "f"(v), "r"(offset));
     v = fmax(v, other);
   }
   return v;
+}
+inline float warp_sum(float v) { return lanes_sum(v, 32); }
+inline float warp_max(float v) { return lanes_max(v, 32); }
+
+// fp16x2 bits of (lo, hi), round to nearest even: lo in the lower 16 bits (the first element in memory).
+inline uint pack_half2(float lo, float hi) {
+  uint r;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
 }
 #endif
 

@@ -1,6 +1,7 @@
 // The prefill GEMM (kernels/gemm_dequant.cl through Linear at prefill token counts) for every
 // weight-only format against an fp64 CPU matmul over dequantize(q), fresh random inputs, outputs
-// poisoned (or random for y +=), over shapes that are not multiples of the 128-row x 64-token tile.
+// poisoned (or random for y +=), over shapes that are not multiples of the 128-row x 128-token tile
+// (odd rows, an odd number of 32-column K steps, several token tiles).
 // Bound: fp16 tiles on NVIDIA (w and x rounded to fp16: 2e-3 of the sum of |products|), fp32 elsewhere.
 #include <gtest/gtest.h>
 
@@ -88,6 +89,7 @@ std::vector<GemmCase> gemm_cases() {
     out.push_back({s, 130, 1000, 70, true});
     out.push_back({s, 256, 2048, 64});
     if (s == QuantScheme::NF4 || s == QuantScheme::Dyn8) out.push_back({s, 131, 1100, 33, false, true});
+    if (s == QuantScheme::F16 || s == QuantScheme::NF4 || s == QuantScheme::Q8_0) out.push_back({s, 97, 1100, 301});
   }
   return out;
 }
