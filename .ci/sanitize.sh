@@ -29,26 +29,16 @@ leak:libclang-cpp
 leak:pocl-devices
 SUPP
 export ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=0:check_initialization_order=1
-export LSAN_OPTIONS=suppressions=$build/lsan.supp:print_suppressions=0
+# use_tls=0: after PoCL reports a kernel compile error, LSan's exit-time scan of dynamic TLS finds a stale
+# DTV entry (a range like 0x143f-0x800002541) and its tracer dies with SIGSEGV before any report
+# (ProgramBuild.SyntaxErrorCarriesTheBuildLog, every run). Not scanning TLS can only add leak reports
+# (memory reachable only from TLS would count as leaked), never hide one.
+export LSAN_OPTIONS=suppressions=$build/lsan.supp:print_suppressions=0:use_tls=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export QUILL_DEVICE=${QUILL_TEST_DEVICE:-cpu}
 export QUILL_LOG=warn
 tests=${QUILL_ASAN_TESTS:-'Gguf|LlamaLoader|Tokenizer|CApi|Session|Sampler|Hostile|Limits|Concurrency|ProgramBuild'}
 step "running ctest -R '$tests'"
 cd "$build"
-log=$build/ctest-asan.log
-if ctest --output-on-failure -j "$jobs" -R "$tests" --timeout 900 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
-  step "OK"
-  exit 0
-fi
-# LeakSanitizer's exit-time tracer sometimes dies (SIGSEGV while it stops PoCL's worker threads mid-teardown):
-# "LeakSanitizer has encountered a fatal error" with no report. That is the tool failing, not a finding, so the
-# failed tests run once more; any real ASan/UBSan/LSan report, or a second failure, still fails the step.
-if grep -q "LeakSanitizer has encountered a fatal error" "$log" &&
-   ! grep -qE "ERROR: (AddressSanitizer|LeakSanitizer: detected)|runtime error:" "$log"; then
-  step "the leak tracer crashed (no report); rerunning the failed tests once"
-  ctest --output-on-failure --rerun-failed --timeout 900
-  step "OK (after one rerun of a tracer crash)"
-  exit 0
-fi
-exit 1
+ctest --output-on-failure -j "$jobs" -R "$tests" --timeout 900
+step "OK"
