@@ -1,8 +1,7 @@
 // GPT-2 style byte-level BPE: bytes -> printable stand-in characters, a hand-written Llama 3 pre-tokenizer, then
 // per word repeatedly merge the adjacent pair of lowest merge rank (ties: leftmost). O(n log n) per word.
-#include <queue>
-
 #include "engine/error.hpp"
+#include "engine/symbol_merge.hpp"
 #include "engine/tokenizer.hpp"
 
 namespace quill {
@@ -80,26 +79,6 @@ Cls classify(uint32_t c) {
 }
 
 bool is_crlf(uint32_t c) { return c == '\r' || c == '\n'; }
-
-struct Symbol {
-  int32_t prev;
-  int32_t next;
-  uint32_t start;
-  uint32_t len;
-};
-
-struct Candidate {
-  int32_t rank;
-  int32_t left;
-  int32_t right;
-  uint32_t len;
-};
-
-struct Lower {  // priority: lowest rank first, then the leftmost pair
-  bool operator()(const Candidate& a, const Candidate& b) const {
-    return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-  }
-};
 
 }  // namespace
 
@@ -196,14 +175,14 @@ void Tokenizer::encode_bpe(std::string_view text, std::vector<int32_t>& out) con
   const auto& byte_map = gpt2_byte_to_unicode();
   std::string s;     // one word in stand-in characters
   std::string pair;  // "left right" lookup key
-  std::vector<Symbol> sym;
+  std::vector<MergeSymbol> sym;
   for (const std::string_view word : pretokenize_llama3(text)) {
     s.clear();
     sym.clear();
     for (const char b : word) {
       const std::string& m = byte_map[uint8_t(b)];
       const auto idx = int32_t(sym.size());
-      sym.push_back(Symbol{idx - 1, idx + 1, uint32_t(s.size()), uint32_t(m.size())});
+      sym.push_back(MergeSymbol{idx - 1, idx + 1, uint32_t(s.size()), uint32_t(m.size())});
       s += m;
     }
     sym.back().next = -1;
@@ -213,30 +192,15 @@ void Tokenizer::encode_bpe(std::string_view text, std::vector<int32_t>& out) con
         continue;
       }
     }
-    std::priority_queue<Candidate, std::vector<Candidate>, Lower> queue;
-    const auto try_pair = [&](int32_t l, int32_t r) {
-      if (l < 0 || r < 0) return;
+    merge_symbols(sym, [&](int32_t l, int32_t r, double* priority) {
       pair.assign(s, sym[size_t(l)].start, sym[size_t(l)].len);
       pair += ' ';
       pair.append(s, sym[size_t(r)].start, sym[size_t(r)].len);
       const auto it = merge_rank_.find(pair);
-      if (it == merge_rank_.end()) return;
-      queue.push(Candidate{it->second, l, r, sym[size_t(l)].len + sym[size_t(r)].len});
-    };
-    for (int32_t i = 0; i + 1 < int32_t(sym.size()); ++i) try_pair(i, i + 1);
-    while (!queue.empty()) {
-      const Candidate c = queue.top();
-      queue.pop();
-      Symbol& l = sym[size_t(c.left)];
-      Symbol& r = sym[size_t(c.right)];
-      if (l.len == 0 || r.len == 0 || l.len + r.len != c.len) continue;  // stale
-      l.len += r.len;
-      r.len = 0;
-      l.next = r.next;
-      if (r.next >= 0) sym[size_t(r.next)].prev = c.left;
-      try_pair(l.prev, c.left);
-      try_pair(c.left, l.next);
-    }
+      if (it == merge_rank_.end()) return false;
+      *priority = -double(it->second);  // lowest rank first
+      return true;
+    });
     for (int32_t i = 0; i >= 0; i = sym[size_t(i)].next) {
       const std::string_view piece = std::string_view(s).substr(sym[size_t(i)].start, sym[size_t(i)].len);
       if (const auto it = text_to_id_.find(piece); it != text_to_id_.end()) {

@@ -1,34 +1,13 @@
 // SentencePiece BPE encoding as llama.cpp and llama2.c do it: a space prefix, spaces as U+2581, one symbol per
 // UTF-8 character, then repeatedly merge the adjacent pair whose concatenation is the highest-scoring vocab piece
 // (ties: leftmost), and byte-fallback tokens <0xXX> for whatever is left that is not a piece.
-// O(n log n): symbols in a linked list, candidate pairs in a priority queue; stale candidates are skipped.
-#include <queue>
-
+// The merge loop: engine/symbol_merge.hpp.
+#include "engine/symbol_merge.hpp"
 #include "engine/tokenizer.hpp"
 
 namespace quill {
 
 namespace {
-
-struct Symbol {
-  int32_t prev;
-  int32_t next;
-  uint32_t start;  // byte offset in the normalized text
-  uint32_t len;    // bytes; 0 once merged into its left neighbour
-};
-
-struct Candidate {
-  float score;
-  int32_t left;
-  int32_t right;
-  uint32_t len;  // len(left) + len(right) when queued; a mismatch later means the pair is stale
-};
-
-struct Lower {  // priority: higher score first, then the leftmost pair
-  bool operator()(const Candidate& a, const Candidate& b) const {
-    return a.score < b.score || (a.score == b.score && a.left > b.left);
-  }
-};
 
 size_t utf8_len(uint8_t lead) {
   if (lead < 0x80) return 1;
@@ -54,41 +33,23 @@ void Tokenizer::encode_spm(std::string_view text, std::vector<int32_t>& out) con
     }
   }
 
-  std::vector<Symbol> sym;  // [n_symbols]
+  std::vector<MergeSymbol> sym;  // [n_symbols]
   sym.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
     const size_t len = std::min(utf8_len(uint8_t(s[i])), s.size() - i);
     const auto idx = int32_t(sym.size());
-    sym.push_back(Symbol{idx - 1, idx + 1, uint32_t(i), uint32_t(len)});
+    sym.push_back(MergeSymbol{idx - 1, idx + 1, uint32_t(i), uint32_t(len)});
     i += len;
   }
   sym.back().next = -1;
 
-  std::vector<Candidate> storage;
-  storage.reserve(sym.size());
-  std::priority_queue<Candidate, std::vector<Candidate>, Lower> queue(Lower{}, std::move(storage));
-  const auto try_pair = [&](int32_t l, int32_t r) {
-    if (l < 0 || r < 0) return;
-    const uint32_t len = sym[size_t(l)].len + sym[size_t(r)].len;
-    const auto it = mergeable_.find(std::string_view(s).substr(sym[size_t(l)].start, len));
-    if (it == mergeable_.end()) return;
-    queue.push(Candidate{scores_[size_t(it->second)], l, r, len});
-  };
-  for (int32_t i = 0; i + 1 < int32_t(sym.size()); ++i) try_pair(i, i + 1);
-
-  while (!queue.empty()) {
-    const Candidate c = queue.top();
-    queue.pop();
-    Symbol& l = sym[size_t(c.left)];
-    Symbol& r = sym[size_t(c.right)];
-    if (l.len == 0 || r.len == 0 || l.len + r.len != c.len) continue;  // stale
-    l.len += r.len;
-    r.len = 0;
-    l.next = r.next;
-    if (r.next >= 0) sym[size_t(r.next)].prev = c.left;
-    try_pair(l.prev, c.left);
-    try_pair(c.left, l.next);
-  }
+  merge_symbols(sym, [&](int32_t l, int32_t r, double* priority) {
+    const auto it =
+        mergeable_.find(std::string_view(s).substr(sym[size_t(l)].start, sym[size_t(l)].len + sym[size_t(r)].len));
+    if (it == mergeable_.end()) return false;
+    *priority = scores_[size_t(it->second)];
+    return true;
+  });
 
   for (int32_t i = 0; i >= 0; i = sym[size_t(i)].next) {
     const std::string_view piece = std::string_view(s).substr(sym[size_t(i)].start, sym[size_t(i)].len);
