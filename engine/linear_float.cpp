@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "engine/linear_factories.hpp"
+#include "engine/linear_gemv_input.hpp"
 #include "host/gemm_dequant.hpp"
 #include "host/matmul_f16.hpp"
 
@@ -27,18 +28,13 @@ class LinearFloat final : public Linear {
   // The GEMV kernel applies SwiGLU and RMSNorm ($QUILL_FUSE_RMSNORM=0: not RMSNorm) as it loads x, up to
   // kMaxFusedTokens tokens.
   bool fuses(const InputTransform& transform, int n_tok) const override {
-    if (n_tok > host::kMaxFusedTokens) return false;
-    return transform.kind == InputTransform::Kind::kSwiGlu ||
-           (transform.kind == InputTransform::Kind::kRmsNorm && fuse_norm_);
+    return gemv_fuses(transform, n_tok, fuse_norm_);
   }
 
   void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&,
            const InputTransform& transform) override {
     std::lock_guard<std::mutex> lock(launch_mutex_);
-    host::FusedInput input;
-    if (transform.kind == InputTransform::Kind::kRmsNorm)
-      input = {host::FusedInput::kRmsNorm, transform.norm_weight, transform.eps};
-    if (transform.kind == InputTransform::Kind::kSwiGlu) input.kind = host::FusedInput::kSwiGlu;
+    const host::FusedInput input = fused_input(transform);
     if (gemm_ && n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone)  // prefill: tiled GEMM
       gemm_->run_f16(weights_, int(stride_), x, y, int(rows()), int(cols()), n_tok, accumulate);
     else

@@ -16,6 +16,7 @@
 #include "engine/error.hpp"
 #include "engine/half.hpp"
 #include "engine/linear_factories.hpp"
+#include "engine/linear_gemv_input.hpp"
 #include "engine/quant_tables.hpp"
 #include "host/gemm_dequant.hpp"
 #include "host/matmul_lut.hpp"
@@ -38,13 +39,6 @@ std::vector<uint8_t> repack_rows(const std::vector<uint8_t>& codes, int64_t rows
     for (int64_t b = 0; b < src_row; ++b) dst[b] = bits == 4 ? uint8_t((src[b] >> 4) | (src[b] << 4)) : src[b];
   }
   return out;
-}
-
-host::FusedInput fused_input(const InputTransform& t) {
-  host::FusedInput f;
-  if (t.kind == InputTransform::Kind::kRmsNorm) f = {host::FusedInput::kRmsNorm, t.norm_weight, t.eps};
-  if (t.kind == InputTransform::Kind::kSwiGlu) f.kind = host::FusedInput::kSwiGlu;
-  return f;
 }
 
 template <typename T>
@@ -118,9 +112,7 @@ class LinearLut final : public Linear {
   // The GEMV kernels apply SwiGLU, and RMSNorm where it pays (host::fuse_rmsnorm: not for table
   // lookups), as they load x, up to kMaxFusedTokens tokens.
   bool fuses(const InputTransform& transform, int n_tok) const override {
-    if (n_tok > host::kMaxFusedTokens) return false;
-    return transform.kind == InputTransform::Kind::kSwiGlu ||
-           (transform.kind == InputTransform::Kind::kRmsNorm && fuse_norm_);
+    return gemv_fuses(transform, n_tok, fuse_norm_);
   }
 
   void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&,
