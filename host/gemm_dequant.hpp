@@ -19,9 +19,10 @@ class GemmDequant {
   // kLut4: arith = int4 (code - 8); kLut8: arith = q8_0 (linear int8 code); scale: the LutWeights' kind.
   GemmDequant(Device& device, Format format, LutScale scale = LutScale::kNone, bool arith = false);
 
-  // The kernel runs on the tensor-core (inline PTX) path only: the portable path of gemm_dequant.cl
-  // returned intermittently unwritten outputs on PoCL 3.1 (not re-checked since the loop's
-  // conditional prefetch was made unconditional), and is not faster than the GEMV tile kernel there.
+  // The engine uses the kernel on the tensor-core (inline PTX) path only. The portable path of
+  // gemm_dequant.cl is not faster than the GEMV tile kernel on PoCL. (Its intermittently unwritten
+  // outputs there had a cause: no barrier between the local table fill and the first decode; with the
+  // barrier, all 26 GemmDequant cases passed on PoCL 3.1 in 3 runs with the gate forced open, 2026-11-23.)
   static bool supported_on(const DeviceInfo& info) { return info.inline_ptx; }
   // Whether the engine uses it for prefill: wherever supported, unless $QUILL_GEMM_DEQUANT=0.
   // (It was opt-in until 2026-11-23: padded columns past the row end read other rows' scales, NaN
