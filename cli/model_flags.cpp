@@ -50,7 +50,16 @@ quill_model_params model_params(const ModelFlags& f) {
 
 model_ptr load_model(const ModelFlags& f, const quill_model_params& params) {
   quill_status status = QUILL_OK;
-  model_ptr model = ::quill::load_model(f.path(), &params, &status);
+  // The loading bar is the CLI's own (through the C API's progress callback) unless the caller set one.
+  ProgressBar bar("loading " + (f.model_path.empty() ? "synthetic " + f.synthetic : f.model_path) +
+                  (params.quant && *params.quant ? std::string(" as ") + params.quant : std::string()));
+  quill_model_params p = params;
+  if (!p.progress_callback) {
+    p.progress_callback = ProgressBar::callback;
+    p.progress_callback_user_data = &bar;
+  }
+  model_ptr model = ::quill::load_model(f.path(), &p, &status);
+  bar.finish();
   check(status);
   quill_model_info info{};
   check(quill_model_get_info(model.get(), &info));

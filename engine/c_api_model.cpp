@@ -31,6 +31,7 @@ std::shared_ptr<Model> load_fake_quant(const char* path, const quill_model_param
   if (p.device) options.device = p.device;
   options.scheme = QuantScheme::F32;
   options.profiling = p.profiling;
+  if (p.progress_callback) options.progress = capi::progress_hook(p.progress_callback, p.progress_callback_user_data);
   QuantParams params;
   params.block = p.block;
   params.double_quant = p.double_quant;
@@ -100,7 +101,8 @@ std::shared_ptr<Model> load_model(const char* path, const quill_model_params& p)
   if (path && !*path) fail(ErrorKind::kFile, "model path is empty");
   if (p.fake_quant) return load_fake_quant(path, p);
   const auto calibration = calibration_of(p);
-  const ModelOptions options = model_options(p, calibration.get());
+  ModelOptions options = model_options(p, calibration.get());
+  if (p.progress_callback) options.progress = capi::progress_hook(p.progress_callback, p.progress_callback_user_data);
   if (p.smooth_alpha > 0) return std::make_shared<Model>(*open_weight_source(path, p, calibration.get()), options);
   return path ? Model::load_gguf(path, options) : Model::synthetic(preset_name(p), options, p.synthetic_seed);
 }

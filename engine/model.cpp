@@ -154,7 +154,18 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
   };
   Accounting accounting;
   std::mutex upload_mutex;
-  ProgressBar progress(fmt::format("loading {} as {}", description_, scheme_name(scheme_)), config_.n_layers + 1);
+  ProgressBar bar(fmt::format("loading {} as {}", description_, scheme_name(scheme_)), config_.n_layers + 1);
+  bool progress_threw = false;  // (under upload_mutex) once the hook cancels, it is not called again
+  const auto report = [&](int64_t done) {
+    if (!options.progress) return bar.update(done);
+    if (progress_threw) return;
+    try {
+      options.progress(done, config_.n_layers + 1);
+    } catch (...) {
+      progress_threw = true;
+      throw;
+    }
+  };
   int layers_done = 0;
   layers_.resize(size_t(config_.n_layers));
   // One fused matmul of layer l (its parts stacked by rows): uploaded in the file's own blocks when
@@ -200,7 +211,7 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
       layer.down = upload_site(l, {W::kDown}, MatmulSite::kDown, {});
     }
     std::lock_guard<std::mutex> lock(upload_mutex);
-    progress.update(++layers_done);
+    report(++layers_done);
   };
   // Layers are independent: quantize them on several threads (each holds one layer's fp32 matrices).
   const int n_threads = int(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1u, 16u));
@@ -245,8 +256,8 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
       output_ = upload_matrix(device, head, side_scheme, head_params, outlier_dims_, nullptr, upload_mutex);
     }
   }
-  progress.update(config_.n_layers + 1);
-  progress.finish();
+  report(config_.n_layers + 1);
+  bar.finish();
   bits_ = accounting.weights > 0 ? accounting.bits / accounting.weights : 0;
   load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }

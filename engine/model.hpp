@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -27,6 +28,11 @@ struct ModelOptions {
   // order, [4 n_layers + 1] = (qkv, wo, gate_up, down) per layer, then the head; empty = per-token scales.
   std::vector<float> static_act_amax;
   bool profiling = false;                 // event timing on the device queue
+  // Loading progress: layers done of n_layers + 1 (the last unit is the embeddings and the head), called one
+  // at a time but possibly from a loader thread; an exception it throws cancels the load (and propagates), and
+  // it is not called again.
+  // Empty: a progress bar on stderr (when it is a terminal and the log level is info).
+  std::function<void(int64_t done, int64_t total)> progress;
 };
 
 struct ModelLayer {

@@ -131,8 +131,10 @@ typedef struct quill_model_params {
   bool fake_quant;          /* quantize and dequantize the weights to quant on the CPU and run them in f32
                                (simulates weight rounding only; no calib_path / smooth_alpha / act_scale) */
   bool profiling;           /* event timing on the device queue, for quill_model_profile_begin/end (default off) */
-  quill_progress_callback progress_callback; /* quill_model_quantize: layers done of n_layers + 1; NULL = none.
-                                                (quill_model_load does not report through it yet.) */
+  quill_progress_callback progress_callback; /* quill_model_load and quill_model_quantize: layers done of
+                                                n_layers + 1, one call at a time, possibly from a loader
+                                                thread; false cancels (QUILL_ERR_CANCELLED). NULL = none
+                                                (quill_model_load then draws a bar on a terminal's stderr) */
   void* progress_callback_user_data;
 } quill_model_params;
 

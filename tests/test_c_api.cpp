@@ -11,6 +11,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "quill.h"
@@ -164,6 +165,44 @@ TEST(CApiBasics, BadParametersAreInvalidArguments) {
   quill_sampler* sampler = nullptr;
   EXPECT_EQ(quill_sampler_create(&sp, &sampler), QUILL_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(sampler, nullptr);
+}
+
+// Model loading reports layers done of n_layers + 1 through the params' callback (from loader threads, one call
+// at a time: the recorder takes no lock of its own), and a false return cancels the load with nothing loaded.
+TEST(CApiBasics, LoadReportsProgressAndCanBeCancelled) {
+  struct Recorder {
+    std::vector<std::pair<int64_t, int64_t>> calls;
+    int stop_after = -1;
+    static bool callback(int64_t done, int64_t total, void* self) {
+      auto* r = static_cast<Recorder*>(self);
+      r->calls.emplace_back(done, total);
+      return r->stop_after < 0 || int(r->calls.size()) < r->stop_after;
+    }
+  };
+  Recorder all;
+  quill_model_params p = cpu_params();
+  p.quant = "nf4";
+  p.progress_callback = Recorder::callback;
+  p.progress_callback_user_data = &all;
+  quill_model* model = nullptr;
+  ASSERT_EQ(quill_model_load(nullptr, &p, &model), QUILL_OK) << quill_last_error();
+  quill_model_info info{};
+  ASSERT_EQ(quill_model_get_info(model, &info), QUILL_OK);
+  quill_model_free(model);
+  ASSERT_EQ(all.calls.size(), size_t(info.n_layers) + 1);
+  for (size_t i = 0; i < all.calls.size(); ++i) {
+    EXPECT_EQ(all.calls[i].first, int64_t(i) + 1);  // in order, each unit once
+    EXPECT_EQ(all.calls[i].second, int64_t(info.n_layers) + 1);
+  }
+
+  Recorder cancel;
+  cancel.stop_after = 1;
+  p.progress_callback_user_data = &cancel;
+  model = reinterpret_cast<quill_model*>(&cancel);  // must be reset to NULL
+  EXPECT_EQ(quill_model_load(nullptr, &p, &model), QUILL_ERR_CANCELLED);
+  EXPECT_EQ(model, nullptr);
+  EXPECT_NE(std::string(quill_last_error()).find("cancelled"), std::string::npos) << quill_last_error();
+  EXPECT_EQ(cancel.calls.size(), 1u);  // no call after the one that returned false
 }
 
 TEST(CApiBasics, NullArgumentsAreRejectedNotCrashes) {
