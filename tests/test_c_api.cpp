@@ -16,6 +16,7 @@
 
 #include "quill.h"
 #include "tests/device_util.hpp"
+#include "tests/progress_recorder.hpp"
 #include "tests/util.hpp"
 
 namespace {
@@ -170,19 +171,10 @@ TEST(CApiBasics, BadParametersAreInvalidArguments) {
 // Model loading reports layers done of n_layers + 1 through the params' callback (from loader threads, one call
 // at a time: the recorder takes no lock of its own), and a false return cancels the load with nothing loaded.
 TEST(CApiBasics, LoadReportsProgressAndCanBeCancelled) {
-  struct Recorder {
-    std::vector<std::pair<int64_t, int64_t>> calls;
-    int stop_after = -1;
-    static bool callback(int64_t done, int64_t total, void* self) {
-      auto* r = static_cast<Recorder*>(self);
-      r->calls.emplace_back(done, total);
-      return r->stop_after < 0 || int(r->calls.size()) < r->stop_after;
-    }
-  };
-  Recorder all;
+  quill::test::ProgressRecorder all;
   quill_model_params p = cpu_params();
   p.quant = "nf4";
-  p.progress_callback = Recorder::callback;
+  p.progress_callback = quill::test::ProgressRecorder::callback;
   p.progress_callback_user_data = &all;
   quill_model* model = nullptr;
   ASSERT_EQ(quill_model_load(nullptr, &p, &model), QUILL_OK) << quill_last_error();
@@ -195,7 +187,7 @@ TEST(CApiBasics, LoadReportsProgressAndCanBeCancelled) {
     EXPECT_EQ(all.calls[i].second, int64_t(info.n_layers) + 1);
   }
 
-  Recorder cancel;
+  quill::test::ProgressRecorder cancel;
   cancel.stop_after = 1;
   p.progress_callback_user_data = &cancel;
   model = reinterpret_cast<quill_model*>(&cancel);  // must be reset to NULL

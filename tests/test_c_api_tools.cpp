@@ -20,6 +20,7 @@
 
 #include "quill.hpp"
 #include "tests/device_util.hpp"
+#include "tests/progress_recorder.hpp"
 #include "tests/util.hpp"
 
 namespace {
@@ -44,25 +45,7 @@ const std::string kText =
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a "
     "big, red ball. She ran to get it and kicked it very high. The ball flew over the trees and the birds sang.";
 
-// Records every progress report; returns false (cancel) once stop_after reports arrived (-1: never).
-struct Progress {
-  std::vector<std::pair<int64_t, int64_t>> calls;
-  int stop_after = -1;
-  static bool callback(int64_t done, int64_t total, void* self) {
-    auto* p = static_cast<Progress*>(self);
-    p->calls.emplace_back(done, total);
-    return p->stop_after < 0 || int(p->calls.size()) < p->stop_after;
-  }
-  // Reports counted up to their total.
-  void expect_complete() const {
-    ASSERT_FALSE(calls.empty());
-    for (size_t i = 1; i < calls.size(); ++i) {
-      EXPECT_GT(calls[i].first, calls[i - 1].first);
-      EXPECT_EQ(calls[i].second, calls[0].second);
-    }
-    EXPECT_EQ(calls.back().first, calls.back().second);
-  }
-};
+using Progress = quill::test::ProgressRecorder;
 
 // Calibration stats of the synthetic tiny model (written once), and the model itself loaded with profiling.
 class CApiTools : public ::testing::Test {
