@@ -100,8 +100,7 @@ void matmul_int8_rows(__global const char* CB, __global const float* SCB, __glob
 #define MMA_THREADS (WARPS_M * WARPS_N * 32)
 #define BM (WARPS_M * MT * 16)
 #define BN (WARPS_N * NT * 8)
-#define LDS_STRIDE (BK + 16)     // bytes per staged row
-#define LDS_WORDS (LDS_STRIDE / 4)
+#define LDS_STRIDE BK            // bytes per staged row: no padding, 16-byte chunks swizzled (tile_chunk)
 #define VPR (BK / 16)            // uint4 per tile row
 #define A_LOADS (BM * VPR / MMA_THREADS)
 #define B_LOADS (BN * VPR / MMA_THREADS)
@@ -109,9 +108,17 @@ void matmul_int8_rows(__global const char* CB, __global const float* SCB, __glob
 #define B_STAGE (BN * LDS_STRIDE)
 #define OCH 16                 // outlier columns per staged chunk of the side GEMM (two k8 steps)
 #define OSTRIDE (OCH + 4)      // words per staged row: conflict-free fragment loads
-#if 2 * OSTRIDE > 2 * LDS_STRIDE / 4
-#error "the outlier chunk must fit in the freed A / B stages"
+#if BK != 64
+#error "tile_chunk's swizzle is laid out for 64-byte rows (4 chunks)"
 #endif
+// Local arrays: the two k-tile stages, or the outlier chunk's hi / lo rows after the main loop.
+#define A_LOCAL_BYTES (2 * A_STAGE > 2 * BM * OSTRIDE * 4 ? 2 * A_STAGE : 2 * BM * OSTRIDE * 4)
+#define B_LOCAL_BYTES (2 * B_STAGE > 2 * BN * OSTRIDE * 4 ? 2 * B_STAGE : 2 * BN * OSTRIDE * 4)
+
+// uint4 index, within a stage, of 16-byte chunk v of staged row r. The chunk is XOR-swizzled by row so
+// that both the uint4 stores (2 rows x 4 chunks per quarter-warp) and the 64-bit fragment loads (4 rows x
+// 8 words per half-warp) hit 32 distinct banks.
+inline int tile_chunk(int r, int v) { return r * VPR + (v ^ (((r >> 1) & 1) << 1)); }
 
 // x rounded to tf32 (nearest, ties away), as the bits the tf32 mma reads.
 inline uint tf32_rna(float x) {
@@ -148,10 +155,8 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
                      __global const half* W16, int n16, __global const char* codes, __global const float* SCA,
                      __global const float* X, __global const int* olist, __global const int* ocount,
                      __global float* Y, int rows, int cols, int kpad, int n_tok, int accumulate) {
-  __local uint4 sA4[2 * A_STAGE / 16];  // 2 stages of [BM, LDS_STRIDE] bytes: activation codes (tokens)
-  __local uint4 sB4[2 * B_STAGE / 16];  // 2 stages of [BN, LDS_STRIDE] bytes: weight codes (output rows)
-  __local const uint* sA = (__local const uint*)sA4;
-  __local const uint* sB = (__local const uint*)sB4;
+  __local uint4 sA4[A_LOCAL_BYTES / 16];  // 2 stages of [BM, BK] bytes: activation codes (tokens)
+  __local uint4 sB4[B_LOCAL_BYTES / 16];  // 2 stages of [BN, BK] bytes: weight codes (output rows)
   const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
   const int wm = warp / WARPS_N, wn = warp % WARPS_N;
   const int g = lane >> 2, t4 = lane & 3;
@@ -174,35 +179,47 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
 #pragma unroll
   for (int l = 0; l < A_LOADS; ++l) {
     const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
-    sA4[r * (LDS_STRIDE / 16) + v] = ra[l];
+    sA4[tile_chunk(r, v)] = ra[l];
   }
 #pragma unroll
   for (int l = 0; l < B_LOADS; ++l) {
     const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
-    sB4[r * (LDS_STRIDE / 16) + v] = rb[l];
+    sB4[tile_chunk(r, v)] = rb[l];
   }
+  // This lane's word offset in a stage for row g, k32 step 0 / 1: chunk (t4 >> 1) (+ 2 for step 1),
+  // swizzled as tile_chunk does for rows whose (r >> 1) & 1 is (g >> 1) & 1, word (2 t4) & 3.
+  const int swz = ((g >> 1) & 1) << 1;
+  const int lane_w0 = g * (BK / 4) + 4 * ((t4 >> 1) ^ swz) + ((2 * t4) & 3);
+  const int lane_w1 = g * (BK / 4) + 4 * ((2 + (t4 >> 1)) ^ swz) + ((2 * t4) & 3);
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int kt = 0; kt < ktiles; ++kt) {
     const int cur = kt & 1;
     if (kt + 1 < ktiles) load_tile(ra, rb, codes, CB, m0, n0, n_tok, kpad, kt + 1, tid);
-    __local const uint* cA = sA + cur * (A_STAGE / 4);
-    __local const uint* cB = sB + cur * (B_STAGE / 4);
+    __local const uint* cA = (__local const uint*)(sA4 + cur * (A_STAGE / 16));
+    __local const uint* cB = (__local const uint*)(sB4 + cur * (B_STAGE / 16));
+    // K order: the mma sums over k, so any order that A and B share is exact. Lane t4's two fragment
+    // words are the adjacent words 2 t4, 2 t4 + 1 of the k32 step (one 64-bit load) instead of t4, t4 + 4.
+    // Every fragment row is (a multiple of 8) + g, so its swizzle is the lane's own ((g >> 1) & 1) << 1 and
+    // each load is a stage base + this lane's word offset (lane_w[k32 step]) + a compile-time constant.
 #pragma unroll
     for (int kk = 0; kk < BK / 4; kk += 8) {  // word offset of each k32 step
+      const int lw = kk == 0 ? lane_w0 : lane_w1;
       uint af[MT][4], bf[NT][2];
 #pragma unroll
       for (int a = 0; a < MT; ++a) {
-        const int base = (wm * MT * 16 + a * 16 + g) * LDS_WORDS + kk + t4;
-        af[a][0] = cA[base];
-        af[a][1] = cA[base + 8 * LDS_WORDS];
-        af[a][2] = cA[base + 4];
-        af[a][3] = cA[base + 8 * LDS_WORDS + 4];
+        const int r = wm * MT * 16 + a * 16;  // + g: in lw
+        const uint2 lo = *(__local const uint2*)(cA + r * (BK / 4) + lw);
+        const uint2 hi = *(__local const uint2*)(cA + (r + 8) * (BK / 4) + lw);
+        af[a][0] = lo.x;
+        af[a][1] = hi.x;
+        af[a][2] = lo.y;
+        af[a][3] = hi.y;
       }
 #pragma unroll
       for (int b = 0; b < NT; ++b) {
-        const int base = (wn * NT * 8 + b * 8 + g) * LDS_WORDS + kk + t4;
-        bf[b][0] = cB[base];
-        bf[b][1] = cB[base + 4];
+        const uint2 p = *(__local const uint2*)(cB + (wn * NT * 8 + b * 8) * (BK / 4) + lw);
+        bf[b][0] = p.x;
+        bf[b][1] = p.y;
       }
 #pragma unroll
       for (int a = 0; a < MT; ++a)
@@ -219,12 +236,12 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
 #pragma unroll
       for (int l = 0; l < A_LOADS; ++l) {
         const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
-        sA4[nxt * (A_STAGE / 16) + r * (LDS_STRIDE / 16) + v] = ra[l];
+        sA4[nxt * (A_STAGE / 16) + tile_chunk(r, v)] = ra[l];
       }
 #pragma unroll
       for (int l = 0; l < B_LOADS; ++l) {
         const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
-        sB4[nxt * (B_STAGE / 16) + r * (LDS_STRIDE / 16) + v] = rb[l];
+        sB4[nxt * (B_STAGE / 16) + tile_chunk(r, v)] = rb[l];
       }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
