@@ -40,8 +40,9 @@ void print_profile(quill_model* model, const char* label, int calls, F&& f) {
   std::fprintf(stderr, "%s: %.1f us of kernel time per call\n", label, total * 1e-3 / calls);
   for (const auto& k : report) {
     const double ns = k["total_ns"].get<double>();
-    std::fprintf(stderr, "  %-28s %6.1f%% %10.1f us %8.1f launches\n", k["name"].get<std::string>().c_str(),
-                 100.0 * ns / total, ns * 1e-3 / calls, k["launches"].get<double>() / calls);
+    const std::string name = k["name"].get<std::string>() + " [" + k["grid"].get<std::string>() + "]";
+    std::fprintf(stderr, "  %-36s %6.1f%% %10.1f us %8.1f launches\n", name.c_str(), 100.0 * ns / total,
+                 ns * 1e-3 / calls, k["launches"].get<double>() / calls);
   }
 }
 

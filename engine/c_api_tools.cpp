@@ -230,7 +230,7 @@ QUILL_API const char* quill_model_profile_end(quill_model* model) {
     device.set_profile_recording(false);
     nlohmann::json kernels = nlohmann::json::array();
     for (const auto& k : device.profile_report())
-      kernels.push_back({{"name", k.name}, {"launches", k.launches}, {"total_ns", k.total_ns}});
+      kernels.push_back({{"name", k.name}, {"grid", k.grid}, {"launches", k.launches}, {"total_ns", k.total_ns}});
     t_profile_json = nlohmann::json{{"kernels", kernels}}.dump();
     return QUILL_OK;
   });

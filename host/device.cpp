@@ -37,7 +37,7 @@ Device::Device(const DeviceOptions& options)
 }
 
 Device::~Device() {
-  for (auto& [name, event] : recorded_) clReleaseEvent(event);
+  for (auto& launch : recorded_) clReleaseEvent(launch.event);
   if (queue_) {
     clFinish(queue_);
     clReleaseCommandQueue(queue_);
@@ -78,26 +78,27 @@ void Device::set_profile_recording(bool on) {
   recording_ = on;
 }
 
-void Device::record_event(const std::string& kernel, ClEvent event) {
+void Device::record_event(const std::string& kernel, const std::string& grid, ClEvent event) {
   std::lock_guard<std::mutex> lock(profile_mutex_);
-  recorded_.emplace_back(kernel, event);
+  recorded_.push_back({kernel, grid, event});
 }
 
 std::vector<Device::KernelProfile> Device::profile_report() {
-  std::vector<std::pair<std::string, ClEvent>> events;
+  std::vector<RecordedLaunch> events;
   {
     std::lock_guard<std::mutex> lock(profile_mutex_);
     events.swap(recorded_);
   }
-  std::map<std::string, KernelProfile> by_name;
-  for (auto& [name, event] : events) {
+  std::map<std::pair<std::string, std::string>, KernelProfile> by_name;
+  for (auto& [name, grid, event] : events) {
     cl_ulong start = 0, end = 0;
     clWaitForEvents(1, &event);
     clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_START, sizeof start, &start, nullptr);
     clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_END, sizeof end, &end, nullptr);
     clReleaseEvent(event);
-    KernelProfile& p = by_name[name];
+    KernelProfile& p = by_name[{name, grid}];
     p.name = name;
+    p.grid = grid;
     p.launches += 1;
     p.total_ns += end - start;
   }

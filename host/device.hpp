@@ -59,16 +59,17 @@ class Device {
   uint64_t launch_count() const { return launches_.load(std::memory_order_relaxed); }
 
   // Per-kernel profiling (needs DeviceOptions::profiling): while recording, every launch keeps its
-  // event; profile_report() waits for them and returns (kernel name, launches, total ns) sorted by
-  // time, then clears.
+  // event; profile_report() waits for them and returns (kernel name, work-group grid, launches,
+  // total ns) per name and grid, sorted by time, then clears.
   struct KernelProfile {
     std::string name;
+    std::string grid;  // work-groups per dimension, e.g. "768x1": tells a kernel's shapes apart
     uint64_t launches = 0;
     uint64_t total_ns = 0;
   };
   void set_profile_recording(bool on);
   bool profile_recording() const { return recording_; }
-  void record_event(const std::string& kernel, ClEvent event);  // takes ownership of the event
+  void record_event(const std::string& kernel, const std::string& grid, ClEvent event);  // owns the event
   std::vector<KernelProfile> profile_report();
 
  private:
@@ -83,7 +84,11 @@ class Device {
   std::atomic<uint64_t> launches_{0};
   bool recording_ = false;
   std::mutex profile_mutex_;
-  std::vector<std::pair<std::string, ClEvent>> recorded_;
+  struct RecordedLaunch {
+    std::string kernel, grid;
+    ClEvent event;
+  };
+  std::vector<RecordedLaunch> recorded_;
 };
 
 }  // namespace quill::host

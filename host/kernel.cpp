@@ -90,7 +90,12 @@ void Kernel::launch(Device& device, Range global, Range local, Event* event) {
                                                local.size, 0, nullptr, event ? event->out() : record ? &recorded : nullptr);
   if (status != CL_SUCCESS) check_cl(status, ("clEnqueueNDRangeKernel(" + name_ + ")").c_str());
   device.note_launch();
-  if (record) device.record_event(name_, recorded);
+  if (record) {
+    std::string grid;
+    for (size_t d = 0; d < global.dims; ++d)
+      grid += (d ? "x" : "") + std::to_string(rounded[d] / (d < local.dims ? local.size[d] : 1));
+    device.record_event(name_, grid, recorded);
+  }
 }
 
 }  // namespace quill::host

@@ -335,7 +335,8 @@ QUILL_API quill_status quill_device_read_bandwidth(const char* device, uint64_t 
 /* Per-kernel device time of the work between begin and end on the model's device (its sessions). Needs a
  * model loaded with params.profiling; diagnostics: launches from every session of the model are counted.
  * end waits for the recorded kernels and returns
- *   {"kernels":[{"name","launches","total_ns"}, ...]}  (most time first)
+ *   {"kernels":[{"name","grid","launches","total_ns"}, ...]}  (one entry per kernel and work-group grid,
+ *   grid as "768x1", most time first)
  * owned by the library, valid until the next call in this thread; NULL on failure (not recording, ...). */
 QUILL_API quill_status quill_model_profile_begin(quill_model* model);
 QUILL_API const char* quill_model_profile_end(quill_model* model);

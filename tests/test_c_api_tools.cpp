@@ -489,6 +489,7 @@ TEST_F(CApiTools, ProfileReportsTheKernelsOfTheWorkInBetween) {
   uint64_t previous = UINT64_MAX;
   for (const auto& k : report["kernels"]) {
     names.insert(k["name"].get<std::string>());
+    EXPECT_FALSE(k["grid"].get<std::string>().empty()) << json;
     EXPECT_GT(k["launches"].get<uint64_t>(), 0u);
     EXPECT_LE(k["total_ns"].get<uint64_t>(), previous);  // most time first
     previous = k["total_ns"].get<uint64_t>();
