@@ -4,6 +4,7 @@
 // Benchmarks, not tests: nothing here asserts a speed.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -32,6 +33,7 @@ struct Options {
   std::vector<std::string> schemes = {"f16"};
   std::string input = "none";  // input transform: none, rmsnorm, swiglu
   double stream_mib = 1024;
+  double cold_mib = 256;  // weight copies used in turn add up to at least this (0: one copy, cache-warm)
 };
 
 double median(std::vector<double> v) {
@@ -45,15 +47,24 @@ struct Result {
   double weight_bytes;    // device bytes of the weights
 };
 
+// copies: weight copies uploaded and used in turn, so that a forward finds its weights out of the
+// device's cache as decode does (a 7B model's layers never fit in the H100's 50 MB L2); 1 = warm.
 Result bench_linear(host::Device& device, const std::string& scheme_name_arg, int rows, int cols, int n_tok, int reps,
-                    const std::string& input) {
+                    const std::string& input, int copies) {
   const QuantScheme scheme = parse_quant_scheme(scheme_name_arg);
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   MatrixF32 w{rows, cols, std::vector<float>(size_t(rows) * cols)};
   for (auto& v : w.data) v = dist(rng) * 0.02f;
   QuantParams params;
-  auto linear = make_linear(device, quantize(w, scheme, params), scheme, params);
+  const QuantizedMatrix q = quantize(w, scheme, params);
+  std::vector<std::unique_ptr<Linear>> linears;
+  for (int c = 0; c < std::max(copies, 1); ++c) linears.push_back(make_linear(device, q, scheme, params));
+  size_t next = 0;
+  auto forward = [&](const host::Buffer& xb, host::Buffer& yb, Workspace& ws, const InputTransform& transform) {
+    linears[next]->forward(xb, yb, n_tok, false, ws, transform);
+    next = (next + 1) % linears.size();
+  };
   const int x_cols = input == "swiglu" ? 2 * cols : cols;
   std::vector<float> x(size_t(n_tok) * x_cols), norm(size_t(cols), 1.0f);
   for (auto& v : x) v = dist(rng);
@@ -62,25 +73,25 @@ Result bench_linear(host::Device& device, const std::string& scheme_name_arg, in
   if (input == "rmsnorm") transform = {InputTransform::Kind::kRmsNorm, &nb, 1e-5f};
   if (input == "swiglu") transform = {InputTransform::Kind::kSwiGlu};
   Workspace ws(device);
-  for (int i = 0; i < 3; ++i) linear->forward(xb, yb, n_tok, false, ws, transform);
+  for (int i = 0; i < 3; ++i) forward(xb, yb, ws, transform);
   device.finish();
   std::vector<double> seconds;
   for (int r = 0; r < reps; ++r) {
     // Wall time of a batch of back-to-back forwards (includes launch overhead, as decode sees it).
     constexpr int kBatch = 20;
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < kBatch; ++i) linear->forward(xb, yb, n_tok, false, ws, transform);
+    for (int i = 0; i < kBatch; ++i) forward(xb, yb, ws, transform);
     device.finish();
     seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / kBatch);
   }
   // Device time alone (no launch overhead, no gaps): the kernels' events of a batch, summed.
   constexpr int kEventBatch = 20;
   device.set_profile_recording(true);
-  for (int i = 0; i < kEventBatch; ++i) linear->forward(xb, yb, n_tok, false, ws, transform);
+  for (int i = 0; i < kEventBatch; ++i) forward(xb, yb, ws, transform);
   device.set_profile_recording(false);
   uint64_t kernel_ns = 0;
   for (const auto& p : device.profile_report()) kernel_ns += p.total_ns;
-  return {median(seconds), double(kernel_ns) * 1e-9 / kEventBatch, double(linear->weight_bytes())};
+  return {median(seconds), double(kernel_ns) * 1e-9 / kEventBatch, double(linears[0]->weight_bytes())};
 }
 
 }  // namespace
@@ -95,6 +106,9 @@ int main(int argc, char** argv) {
   app.add_option("-q,--quant", o.schemes, "Schemes (comma-separated): " + quant_scheme_names())->delimiter(',');
   app.add_option("--input", o.input, "Input transform fused or not: none, rmsnorm, swiglu");
   app.add_option("--stream-mib", o.stream_mib, "Bytes read by the bandwidth probe, MiB");
+  app.add_option("--cold-mib", o.cold_mib,
+                 "Use copies of the weights in turn, at least this many MiB in all, so each forward reads them from "
+                 "memory as decode does (0: one copy, cache-warm)");
   app.add_flag("--json", o.json, "One JSON object per line on stdout");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -116,7 +130,9 @@ int main(int argc, char** argv) {
           return 1;
         }
         for (int n_tok : o.tokens) {
-          const Result r = bench_linear(device, scheme, rows, cols, n_tok, o.reps, o.input);
+          const double one_copy_mib = double(rows) * cols * nominal_bits_per_weight(parse_quant_scheme(scheme), QuantParams{}) / 8 / (1 << 20);
+          const int copies = o.cold_mib > 0 ? std::min(64, int(std::ceil(o.cold_mib / one_copy_mib))) : 1;
+          const Result r = bench_linear(device, scheme, rows, cols, n_tok, o.reps, o.input, copies);
           const double gbps = r.weight_bytes / r.seconds * 1e-9;
           const double pct = 100.0 * (r.weight_bytes / bandwidth) / r.seconds;
           const double tflops = 2.0 * rows * cols * n_tok / r.seconds * 1e-12;

@@ -109,10 +109,11 @@ class LinearLut final : public Linear {
                     p.scale, p.bits == 4 ? p.arith : p.linear);
   }
 
-  // The GEMV kernels apply SwiGLU, and RMSNorm where it pays (host::fuse_rmsnorm: not for table
-  // lookups), as they load x, up to kMaxFusedTokens tokens.
+  // The GEMV kernels apply SwiGLU, and RMSNorm where it pays, as they load x, up to kMaxFusedTokens
+  // tokens: host::fuse_rmsnorm (not for table lookups in matmul_lut), and always in the streaming
+  // one-token GEMV, whose work-groups stage the whole of x anyway.
   bool fuses(const InputTransform& transform, int n_tok) const override {
-    return gemv_fuses(transform, n_tok, fuse_norm_);
+    return gemv_fuses(transform, n_tok, fuse_norm_ || lut_kernel_->streams(w_, n_tok));
   }
 
   void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&,

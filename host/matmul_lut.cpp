@@ -1,6 +1,7 @@
 // Launcher for kernels/matmul_lut.cl (see matmul_lut.hpp).
 #include "host/matmul_lut.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstdlib>
 
@@ -24,6 +25,11 @@ std::string build_options(const GemvTuning& tn, int bits, LutScale scale, int to
       bits, tn.work_group, tn.rows_per_warp, tok_tile, int(scale), bits == 8 && arith ? 1 : 0,
       bits == 4 && arith ? 1 : 0, input_kind, arith && tn.dp4a ? 1 : 0);
 }
+
+// Columns kernels/gemv_stream.cl's x staging holds (GS_MAX_COLS): int8 x for dp4a (16 KB + scales),
+// fp32 x for the table formats (44 KB of the 48 KB of local memory); wider rows use matmul_lut.
+constexpr int kStreamMaxColsDp4a = 16384;
+constexpr int kStreamMaxColsF32 = 11264;
 
 const Buffer& or_dummy(const Buffer* b, const Buffer& dummy) { return b && !b->empty() ? *b : dummy; }
 
@@ -87,6 +93,11 @@ GemvTuning GemvTuning::current(bool inline_ptx) {
   t.rows_overridden = env_int("QUILL_GEMV_ROWS", 0) > 0;
   t.rows_per_warp = std::max(1, env_int("QUILL_GEMV_ROWS", t.rows_per_warp));
   t.work_group = std::max(32, env_int("QUILL_GEMV_WG", t.work_group)) / 32 * 32;
+  t.stream = env_int("QUILL_GEMV_STREAM", inline_ptx ? 1 : 0) != 0 && inline_ptx;
+  t.stream_work_group = std::clamp(env_int("QUILL_GEMV_STREAM_WG", t.stream_work_group), 32, 1024) / 32 * 32;
+  t.stream_groups_per_cu = std::max(1, env_int("QUILL_GEMV_STREAM_WGS", t.stream_groups_per_cu));
+  t.stream_rows = std::clamp(env_int("QUILL_GEMV_STREAM_ROWS", t.stream_rows), 0, 8);
+  t.stream_pipe = std::clamp(env_int("QUILL_GEMV_STREAM_PIPE", t.stream_pipe), 0, 16);
   return t;
 }
 
@@ -100,7 +111,29 @@ MatmulLut::MatmulLut(Device& device, int bits, LutScale scale, bool arith)
   if (bits != 4 && bits != 8) fail(ErrorKind::kInternal, "matmul_lut: {}-bit codes (4 or 8 only)", bits);
   // dp4a: 16 rows per warp (measured 61.7 vs 51.0% of the floor at 4096x14336, docs/PERFORMANCE.md).
   if (arith_ && tuning_.dp4a && !tuning_.rows_overridden) tuning_.rows_per_warp = 16;
-  kernel(1, 0);  // build the GEMV program now (errors surface at upload, not mid-forward)
+  kernel(1, 0);  // build the GEMV programs now (errors surface at upload, not mid-forward)
+  if (streams(LutWeights{.cols = 1}, 1)) stream_kernel(0);
+}
+
+bool MatmulLut::streams(const LutWeights& w, int n_tok) const {
+  const bool per_row_tables = bits_ == 4 && !arith_ && w.lut_stride != 0;
+  return n_tok == 1 && tuning_.stream && !per_row_tables &&
+         w.cols <= (stream_dp4a() ? kStreamMaxColsDp4a : kStreamMaxColsF32);
+}
+
+Kernel& MatmulLut::stream_kernel(int input_kind) {
+  auto it = stream_kernels_.find(input_kind);
+  if (it == stream_kernels_.end()) {
+    GemvTuning tn = tuning_;
+    tn.work_group = tuning_.stream_work_group;
+    const bool dp4a = stream_dp4a();
+    const std::string options =
+        build_options(tn, bits_, scale_, 1, arith_, input_kind) +
+        fmt::format(" -DGS_ROWS={} -DGS_PIPE={} -DGS_MAX_COLS={}", stream_rows(), stream_pipe(),
+                    dp4a ? kStreamMaxColsDp4a : kStreamMaxColsF32);
+    it = stream_kernels_.emplace(input_kind, Kernel(device_.program("gemv_stream.cl", options), "gemv_stream")).first;
+  }
+  return it->second;
 }
 
 Kernel& MatmulLut::kernel(int tok_tile, int input_kind) {
@@ -121,11 +154,21 @@ void MatmulLut::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, 
   const int block_shift =
       check("matmul_lut", w, scale_, x, y, n_tok, bits_ == 4 ? 32 : 16, table, bits_ == 4 ? 16 : 256, input);
   const int tile = tok_tile_for(n_tok);
-  Kernel& k = kernel(tile, input.kind);
+  const bool stream = streams(w, n_tok);
+  Kernel& k = stream ? stream_kernel(input.kind) : kernel(tile, input.kind);
   k.args(*w.codes, int32_t(w.row_words), or_dummy(w.lut, dummy_), int32_t(bits_ == 4 ? w.lut_stride : 0),
          or_dummy(w.scales, dummy_), or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset,
          int32_t(w.blocks_per_row), int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok),
          int32_t(accumulate ? 1 : 0), or_dummy(input.norm_w, dummy_), input.eps);
+  if (stream) {
+    // A persistent grid: every warp needs a row; a few work-groups per compute unit keep the loads going.
+    const int warps = tuning_.stream_work_group / kLanes, rows_per_set = stream_rows();
+    const size_t sets = (size_t(w.rows) + rows_per_set - 1) / rows_per_set;
+    const size_t groups = std::min<size_t>((sets + warps - 1) / warps,
+                                           size_t(device_.info().compute_units) * tuning_.stream_groups_per_cu);
+    k.launch(device_, Range(groups * tuning_.stream_work_group), Range(tuning_.stream_work_group), event);
+    return;
+  }
   launch(device_, k, tuning_, tile, w, n_tok, event);
 }
 

@@ -36,6 +36,17 @@ struct GemvTuning {
   // int4 / q8_0: x quantized to int8 per 32 (16) columns and dp4a (LUT_DP4A in matmul_lut.cl), as
   // llama.cpp does. Default on NVIDIA (inline PTX) only; $QUILL_GEMV_DP4A=0|1 forces it (tests, sweeps).
   bool dp4a = false;
+  // One-token GEMV on NVIDIA: kernels/gemv_stream.cl (a persistent grid of stream_groups_per_cu
+  // work-groups of stream_work_group per compute unit; each warp streams row sets of stream_rows rows
+  // with stream_pipe uint4 per lane and row in flight) instead of matmul_lut.cl, for every format but
+  // per-row k-means tables and rows wider than its x staging. 0 = the default of the format, measured
+  // on the H100 (docs/PERFORMANCE.md; dp4a: 1 row, pipe 4; tables: 4 rows, pipe 1).
+  // $QUILL_GEMV_STREAM=0|1, $QUILL_GEMV_STREAM_WG / _WGS / _ROWS / _PIPE override.
+  bool stream = false;
+  int stream_work_group = 256;
+  int stream_groups_per_cu = 2;
+  int stream_rows = 0;
+  int stream_pipe = 0;
   static GemvTuning current(bool inline_ptx = false);
 };
 
@@ -85,15 +96,23 @@ class MatmulLut {
   void run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event = nullptr,
            const FusedInput& input = {});
   int bits() const { return bits_; }
+  // Whether run() takes the streaming GEMV (gemv_stream.cl) for these weights and n_tok. It fuses
+  // RMSNorm at no cost (every work-group stages the whole of x), so callers fuse it when this holds.
+  bool streams(const LutWeights& w, int n_tok) const;
 
  private:
   Kernel& kernel(int tok_tile, int input_kind);
+  Kernel& stream_kernel(int input_kind);
+  bool stream_dp4a() const { return arith_ && tuning_.dp4a; }
+  int stream_rows() const { return tuning_.stream_rows > 0 ? tuning_.stream_rows : stream_dp4a() ? 1 : 4; }
+  int stream_pipe() const { return tuning_.stream_pipe > 0 ? tuning_.stream_pipe : stream_dp4a() ? 4 : 1; }
   Device& device_;
   int bits_;
   LutScale scale_;
   bool arith_;
   GemvTuning tuning_;
   std::map<std::pair<int, int>, Kernel> kernels_;  // (tok_tile, input kind)
+  std::map<int, Kernel> stream_kernels_;           // gemv_stream by input kind
   Buffer dummy_;                                   // bound to the arguments a scale kind does not use
 };
 

@@ -101,6 +101,22 @@ inline float4 decode4_nibbles(uint v, __local const float* T) {
 #endif
 }
 
+// The 8 values of a word of 4-bit codes: lo = nibbles 0..3, hi = nibbles 4..7 (nibble n = bits 4n).
+inline void decode8_nibbles(uint w, __local const float* T, float4* lo, float4* hi) {
+#if LUT_ARITH && QUILL_PTX
+  // Two codes per integer op: (w >> 4s) & 0x000F000F puts nibbles s and s + 4 in the two halves, and
+  // | 0x6400 makes each the fp16 number 1024 + code; code - 8 is then exact in fp32.
+  float2 v[4];
+#pragma unroll
+  for (int s = 0; s < 4; ++s) v[s] = half2_bits_to_float2(((w >> (4 * s)) & 0x000F000Fu) | 0x64006400u) - 1032.0f;
+  *lo = (float4)(v[0].x, v[1].x, v[2].x, v[3].x);
+  *hi = (float4)(v[0].y, v[1].y, v[2].y, v[3].y);
+#else
+  *lo = decode4_nibbles(w, T);
+  *hi = decode4_nibbles(w >> 16, T);
+#endif
+}
+
 // 8-bit codes: the 4 bytes of v (column i in byte i) -> their 4 values. LUT_LINEAR: the signed
 // byte itself, exactly, through the float 2^23 + (byte ^ 0x80); otherwise the table T[256].
 inline float4 decode4_bytes(uint v, __local const float* T) {

@@ -28,30 +28,7 @@
 #if LUT_DP4A && !((LUT_BITS == 4 && LUT_ARITH) || (LUT_BITS == 8 && LUT_LINEAR))
 #error "LUT_DP4A needs integer codes (LUT_ARITH 4-bit or LUT_LINEAR 8-bit)"
 #endif
-#define X_WORDS (CODES_PER_UINT4 / 4)  // int8x4 words of a lane's quantized x group: 8 or 4
-
-// The 4 components of v (|v| <= 127.5) rounded half even to int8, packed (v.x in the low byte):
-// 1.5 * 2^23 + v has the integer in its low mantissa bits.
-inline uint pack_s8x4(float4 v) {
-  const uint4 u = as_uint4(v + 12582912.0f);
-  return (u.x & 0xFFu) | ((u.y & 0xFFu) << 8) | ((u.z & 0xFFu) << 16) | (u.w << 24);
-}
-
-// The 8 values of a word of 4-bit codes: lo = nibbles 0..3, hi = nibbles 4..7 (nibble n = bits 4n).
-inline void decode8_nibbles(uint w, __local const float* T, float4* lo, float4* hi) {
-#if LUT_ARITH && QUILL_PTX
-  // Two codes per integer op: (w >> 4s) & 0x000F000F puts nibbles s and s + 4 in the two halves, and
-  // | 0x6400 makes each the fp16 number 1024 + code; code - 8 is then exact in fp32.
-  float2 v[4];
-#pragma unroll
-  for (int s = 0; s < 4; ++s) v[s] = half2_bits_to_float2(((w >> (4 * s)) & 0x000F000Fu) | 0x64006400u) - 1032.0f;
-  *lo = (float4)(v[0].x, v[1].x, v[2].x, v[3].x);
-  *hi = (float4)(v[0].y, v[1].y, v[2].y, v[3].y);
-#else
-  *lo = decode4_nibbles(w, T);
-  *hi = decode4_nibbles(w >> 16, T);
-#endif
-}
+#include "dp4a_x.cl"
 
 // Token t's x at columns c .. c + 3 (after the input transform), 0 past the row end.
 inline float4 x4_or_zero(__global const float* x, __global const float* norm_w, int t, int c, int cols,
@@ -128,59 +105,22 @@ void matmul_lut(__global const uint4* codes, int row_words, __global const float
       for (int j = 0; j < ROWS_PER_WARP; ++j)
         s[j] = block_scale(scales, absmax2, dq_lut, dq_offset, sbase[j] + (c0 >> block_shift));
 #if LUT_DP4A
-      // xq[t]: token t's x of columns c0 .. c0 + CODES_PER_UINT4 - 1 as int8x4 words in the order the
-      // codes' bytes take them (4-bit: word 2k the even columns of code word k, 2k + 1 the odd ones;
-      // 8-bit: word k = code word k); dx[t] its scale; xsum[t] the codes' sum (the -8 of int4).
+      // xq[t]: token t's x of columns c0 .. c0 + CODES_PER_UINT4 - 1 as int8 (dp4a_x.cl), dx[t] its
+      // scale, xsum[t] its sum.
       uint xq[TOK_TILE][X_WORDS];
       float dx[TOK_TILE];
       int xsum[TOK_TILE];
       for (int t = 0; t < TOK_TILE; ++t) {
         float4 xv[X_WORDS];
-        float amax = 0.0f;
 #pragma unroll
-        for (int i = 0; i < X_WORDS; ++i) {
+        for (int i = 0; i < X_WORDS; ++i)
           xv[i] = t < n_here ? x4_or_zero(x, norm_w, t0 + t, c0 + 4 * i, cols, aligned, &ss[t]) : (float4)(0.0f);
-          const float4 a = fabs(xv[i]);
-          amax = fmax(amax, fmax(fmax(a.x, a.y), fmax(a.z, a.w)));
-        }
-        dx[t] = amax / 127.0f;
-        const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        xsum[t] = 0;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-#if LUT_BITS == 4
-          const float4 a = xv[2 * k] * inv, b = xv[2 * k + 1] * inv;
-          xq[t][2 * k] = pack_s8x4((float4)(a.x, a.z, b.x, b.z));
-          xq[t][2 * k + 1] = pack_s8x4((float4)(a.y, a.w, b.y, b.w));
-          xsum[t] = dot_s8x4(xq[t][2 * k], 0x01010101u, dot_s8x4(xq[t][2 * k + 1], 0x01010101u, xsum[t]));
-#else
-          xq[t][k] = pack_s8x4(xv[k] * inv);
-#endif
-        }
+        quantize_x_group(xv, xq[t], &dx[t], &xsum[t]);
       }
 #pragma unroll
-      for (int j = 0; j < ROWS_PER_WARP; ++j) {
-        int dot[TOK_TILE];
-        for (int t = 0; t < TOK_TILE; ++t) dot[t] = 0;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          const uint w = word_of(q[j], k);
-#if LUT_BITS == 4
-          const uint even = w & 0x0F0F0F0Fu, odd = (w >> 4) & 0x0F0F0F0Fu;  // codes 0..15 as bytes
-          for (int t = 0; t < TOK_TILE; ++t) dot[t] = dot_s8x4(even, xq[t][2 * k], dot_s8x4(odd, xq[t][2 * k + 1], dot[t]));
-#else
-          for (int t = 0; t < TOK_TILE; ++t) dot[t] = dot_s8x4(w, xq[t][k], dot[t]);
-#endif
-        }
-        for (int t = 0; t < TOK_TILE; ++t) {
-#if LUT_BITS == 4
-          const int exact = dot[t] - 8 * xsum[t];  // sum (code - 8) * xq
-#else
-          const int exact = dot[t];
-#endif
-          acc[j][t] = fma(s[j] * dx[t], (float)exact, acc[j][t]);
-        }
-      }
+      for (int j = 0; j < ROWS_PER_WARP; ++j)
+        for (int t = 0; t < TOK_TILE; ++t)
+          acc[j][t] = fma(s[j] * dx[t], (float)dot_codes_x(q[j], xq[t], xsum[t]), acc[j][t]);
 #else
 #pragma unroll
       for (int k = 0; k < 4; ++k) {

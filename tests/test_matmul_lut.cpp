@@ -28,6 +28,7 @@ struct Case {
   bool per_row = true;      // kmeans4
   int input = 0;            // input transform: 0 none, 1 RMSNorm, 2 SwiGLU (fused up to 8 tokens)
   bool dp4a = false;        // int4 / q8_0: x quantized to int8 per group and dp4a ($QUILL_GEMV_DP4A)
+  bool stream = true;       // one token on NVIDIA: gemv_stream.cl; false: matmul_lut.cl ($QUILL_GEMV_STREAM)
 };
 
 std::string case_name(const Case& c) {
@@ -42,6 +43,7 @@ std::string case_name(const Case& c) {
   if (c.input == 1) s += "_rmsnorm";
   if (c.input == 2) s += "_swiglu";
   if (c.dp4a) s += "_dp4a";
+  if (!c.stream) s += "_nostream";
   return s;
 }
 
@@ -59,6 +61,7 @@ TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
   const Case c = GetParam();
   setenv("QUILL_FUSE_RMSNORM", "1", 1);  // the fused RMSNorm path for every format (tables default to unfused)
   setenv("QUILL_GEMV_DP4A", c.dp4a ? "1" : "0", 1);  // both int4 / q8_0 paths on every device
+  setenv("QUILL_GEMV_STREAM", c.stream ? "1" : "0", 1);  // (only NVIDIA has the streaming GEMV)
   host::Device& device = test::test_device();
   std::mt19937_64 rng(test::test_seed() + uint64_t(c.rows) * 7919 + uint64_t(c.cols) * 31 + c.n_tok);
   MatrixF32 w{c.rows, c.cols, test::random_floats(rng, size_t(c.rows) * c.cols)};
@@ -175,9 +178,22 @@ std::vector<Case> cases() {
     out.push_back({s, 64, 172, 1, 0, false, true, true, 2});
     out.push_back({s, 19, 172, 17, 0, false, false, true, 1});
     out.push_back({s, 19, 300, 17, 0, false, true, true, 2});
+    // Streaming GEMV limits: its widest fp32 staging (11008: Llama-2's FFN, SwiGLU) and wider rows
+    // (matmul_lut on every device).
+    out.push_back({s, 40, 11008, 1, 0, false, true, true, 2});
+    out.push_back({s, 5, 16500, 1});
     if (s == QuantScheme::KMeans4) {
       out.push_back({s, 64, 172, 17, 0, false, false, false});
       out.push_back({s, 3, 17, 3, 0, false, true, false});
+      out.push_back({s, 33, 300, 1, 0, false, true, false});  // per-tensor codebook GEMV
+    }
+  }
+  // One-token cases again through matmul_lut where the streaming GEMV would run.
+  for (size_t i = 0, n = out.size(); i < n; ++i) {
+    const Case& c = out[i];
+    if (c.n_tok == 1 && (c.rows == 33 || (c.rows == 64 && c.cols == 172))) {
+      out.push_back(c);
+      out.back().stream = false;
     }
   }
   // int4 / q8_0 again through the dp4a path (x quantized to int8).

@@ -1,0 +1,64 @@
+// dp4a_x.cl: the int8 form of x that the dp4a GEMVs (matmul_lut.cl's LUT_DP4A path, gemv_stream.cl)
+// multiply the integer codes with: one group per uint4 of codes (CODES_PER_UINT4 columns: 32 for
+// 4-bit, 16 for 8-bit), scale amax / 127, round half even. Needs LUT_BITS and CODES_PER_UINT4.
+#ifndef QUILL_DP4A_X_CL
+#define QUILL_DP4A_X_CL
+
+#define X_WORDS (CODES_PER_UINT4 / 4)  // int8x4 words of one group: 8 (4-bit) or 4 (8-bit)
+
+// The 4 components of v (|v| <= 127.5) rounded half even to int8, packed (v.x in the low byte):
+// 1.5 * 2^23 + v has the integer in its low mantissa bits.
+inline uint pack_s8x4(float4 v) {
+  const uint4 u = as_uint4(v + 12582912.0f);
+  return (u.x & 0xFFu) | ((u.y & 0xFFu) << 8) | ((u.z & 0xFFu) << 16) | (u.w << 24);
+}
+
+// One group's x values xv (CODES_PER_UINT4 columns in order) -> xq, the int8x4 words in the order the
+// codes' bytes take them (4-bit: word 2k the even columns of code word k, 2k + 1 the odd ones; 8-bit:
+// word k = code word k); *dx the group's scale; *xsum the sum of its int8 values (4-bit: for the -8).
+inline void quantize_x_group(const float4* xv, uint* xq, float* dx, int* xsum) {
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < X_WORDS; ++i) {
+    const float4 a = fabs(xv[i]);
+    amax = fmax(amax, fmax(fmax(a.x, a.y), fmax(a.z, a.w)));
+  }
+  *dx = amax / 127.0f;
+  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+  int sum = 0;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+#if LUT_BITS == 4
+    const float4 a = xv[2 * k] * inv, b = xv[2 * k + 1] * inv;
+    xq[2 * k] = pack_s8x4((float4)(a.x, a.z, b.x, b.z));
+    xq[2 * k + 1] = pack_s8x4((float4)(a.y, a.w, b.y, b.w));
+    sum = dot_s8x4(xq[2 * k], 0x01010101u, dot_s8x4(xq[2 * k + 1], 0x01010101u, sum));
+#else
+    xq[k] = pack_s8x4(xv[k] * inv);
+#endif
+  }
+  *xsum = sum;
+}
+
+// The exact integer dot product of the codes in q (one uint4) with the group's int8 x words:
+// 4-bit: sum (code - 8) * xq (xsum: the group's int8 sum); 8-bit: sum code * xq (signed bytes).
+inline int dot_codes_x(uint4 q, const uint* xq, int xsum) {
+  int dot = 0;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const uint w = word_of(q, k);
+#if LUT_BITS == 4
+    const uint even = w & 0x0F0F0F0Fu, odd = (w >> 4) & 0x0F0F0F0Fu;  // codes 0..15 as bytes
+    dot = dot_s8x4(even, xq[2 * k], dot_s8x4(odd, xq[2 * k + 1], dot));
+#else
+    dot = dot_s8x4(w, xq[k], dot);
+#endif
+  }
+#if LUT_BITS == 4
+  return dot - 8 * xsum;
+#else
+  return dot;
+#endif
+}
+
+#endif  // QUILL_DP4A_X_CL
