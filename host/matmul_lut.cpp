@@ -1,4 +1,4 @@
-// Launcher for kernels/matmul_lut.cl (see matmul_lut.hpp).
+// Launcher for kernels/matmul_lut.cl and kernels/gemv_stream.cl (see matmul_lut.hpp).
 #include "host/matmul_lut.hpp"
 
 #include <algorithm>

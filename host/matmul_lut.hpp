@@ -1,8 +1,9 @@
-// Launcher for the table-lookup matmul kernels/matmul_lut.cl (4-bit codes: nf4, fp4, int4, k-means;
-// 8-bit codes: dyn8, q8_0). y[n_tok, rows] (+)= x[n_tok, cols]
-// . W^T with W decoded in the kernel, optionally with the input transform (RMSNorm / SwiGLU) fused
-// into the input load. Programs per (tokens per pass, input transform) are built on first use: one
-// token per pass for n_tok = 1, kLutGemmTile otherwise (the register-tiled fallback GEMM).
+// Launcher for the code-format matmul kernels kernels/matmul_lut.cl and, for one token on NVIDIA,
+// kernels/gemv_stream.cl (4-bit codes: nf4, fp4, int4, k-means; 8-bit codes: dyn8, q8_0).
+// y[n_tok, rows] (+)= x[n_tok, cols] . W^T with W decoded in the kernel, optionally with the input
+// transform (RMSNorm / SwiGLU) fused into the input load. Programs per (tokens per pass, input
+// transform) are built on first use: one token per pass for n_tok = 1, kLutGemmTile otherwise (the
+// register-tiled fallback GEMM).
 #pragma once
 
 #include <cstdint>

@@ -25,7 +25,7 @@
 #include "dp4a_x.cl"
 
 #ifndef GS_PIPE
-#define GS_PIPE 4  // chunks per lane in flight (and as many more being computed)
+#define GS_PIPE 4  // chunks per lane and row in flight while as many are computed
 #endif
 #ifndef GS_ROWS
 #define GS_ROWS 1  // rows per row set: the x of a chunk is read from local memory once for all of them
