@@ -40,20 +40,27 @@ inline void quantize_x_group(const float4* xv, uint* xq, float* dx, int* xsum) {
   *xsum = sum;
 }
 
-// The exact integer dot product of the codes in q (one uint4) with the group's int8 x words:
-// 4-bit: sum (code - 8) * xq (xsum: the group's int8 sum); 8-bit: sum code * xq (signed bytes).
-inline int dot_codes_x(uint4 q, const uint* xq, int xsum) {
-  int dot = 0;
+// The codes of q (one uint4) as X_WORDS words of signed bytes in the order of quantize_x_group's
+// words: 4-bit: word 2k the even codes of code word k (0..15 each), 2k + 1 the odd ones; 8-bit: the words.
+inline void code_bytes(uint4 q, uint* cb) {
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
     const uint w = word_of(q, k);
 #if LUT_BITS == 4
-    const uint even = w & 0x0F0F0F0Fu, odd = (w >> 4) & 0x0F0F0F0Fu;  // codes 0..15 as bytes
-    dot = dot_s8x4(even, xq[2 * k], dot_s8x4(odd, xq[2 * k + 1], dot));
+    cb[2 * k] = w & 0x0F0F0F0Fu;
+    cb[2 * k + 1] = (w >> 4) & 0x0F0F0F0Fu;
 #else
-    dot = dot_s8x4(w, xq[k], dot);
+    cb[k] = w;
 #endif
   }
+}
+
+// The exact integer dot product of code bytes cb (code_bytes) with a group's int8 x words xq:
+// 4-bit: sum (code - 8) * xq (xsum: the group's int8 sum); 8-bit: sum code * xq (signed bytes).
+inline int dot_codes_x(const uint* cb, const uint* xq, int xsum) {
+  int dot = 0;
+#pragma unroll
+  for (int i = 0; i < X_WORDS; ++i) dot = dot_s8x4(cb[i], xq[i], dot);
 #if LUT_BITS == 4
   return dot - 8 * xsum;
 #else

@@ -104,7 +104,9 @@ __attribute__((always_inline)) inline void gs_chunk(
 #pragma unroll
   for (int j = 0; j < GS_ROWS; ++j) {
     const float s = scale_value(sb[j], absmax2, dq_lut, dq_offset, GS_BLOCK(GS_ROW(set, j), u));
-    acc[j] = fma(s * xs.x, (float)dot_codes_x(q[j], xq, (int)xs.y), acc[j]);
+    uint cb[X_WORDS];
+    code_bytes(q[j], cb);
+    acc[j] = fma(s * xs.x, (float)dot_codes_x(cb, xq, (int)xs.y), acc[j]);
   }
 }
 #if LUT_BITS == 4
@@ -204,7 +206,7 @@ void gemv_stream(__global const uint4* codes, int row_words, __global const floa
   const int groups = (cols + CODES_PER_UINT4 - 1) / CODES_PER_UINT4;
   const int aligned = (cols & 3) == 0;
   float ss = 0.0f;
-  for (int g = lid; g < groups; g += WG_SIZE) {
+  for (int g = lid; g < groups; g += WG_SIZE) {  // (unrolled by 2: measured slower, PERFORMANCE.md)
     float4 xv[X4_PER_GROUP];
 #pragma unroll
     for (int i = 0; i < X4_PER_GROUP; ++i) {

@@ -110,6 +110,7 @@ void matmul_lut(__global const uint4* codes, int row_words, __global const float
       uint xq[TOK_TILE][X_WORDS];
       float dx[TOK_TILE];
       int xsum[TOK_TILE];
+#pragma unroll
       for (int t = 0; t < TOK_TILE; ++t) {
         float4 xv[X_WORDS];
 #pragma unroll
@@ -118,9 +119,13 @@ void matmul_lut(__global const uint4* codes, int row_words, __global const float
         quantize_x_group(xv, xq[t], &dx[t], &xsum[t]);
       }
 #pragma unroll
-      for (int j = 0; j < ROWS_PER_WARP; ++j)
+      for (int j = 0; j < ROWS_PER_WARP; ++j) {
+        uint cb[X_WORDS];
+        code_bytes(q[j], cb);
+#pragma unroll
         for (int t = 0; t < TOK_TILE; ++t)
-          acc[j][t] = fma(s[j] * dx[t], (float)dot_codes_x(q[j], xq[t], xsum[t]), acc[j][t]);
+          acc[j][t] = fma(s[j] * dx[t], (float)dot_codes_x(cb, xq[t], xsum[t]), acc[j][t]);
+      }
 #else
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
