@@ -32,6 +32,16 @@ inline float lanes_max(float v, int lanes) {
 inline float warp_sum(float v) { return lanes_sum(v, 32); }
 inline float warp_max(float v) { return lanes_max(v, 32); }
 
+// d += a b: m16n8k16, fp16 inputs, fp32 accumulation. a: a0 (row g, k 2t4..+1), a1 (row g+8), a2 (row g,
+// k 2t4+8..+9), a3 (row g+8, k 2t4+8..); b: b0 (k 2t4..+1, col g), b1 (k 2t4+8..+9, col g); d: d0,d1 (row
+// g, cols 2t4, 2t4+1), d2,d3 (row g+8). Lower fp16 half = lower k. (g = lane / 4, t4 = lane % 4.)
+__attribute__((always_inline)) inline void mma_f16(float* d, const uint* a, uint b0, uint b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+               "{%0,%1,%2,%3};"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
 // fp16x2 bits of (lo, hi), round to nearest even: lo in the lower 16 bits (the first element in memory).
 inline uint pack_half2(float lo, float hi) {
   uint r;

@@ -186,14 +186,10 @@ void gemm_dequant(__global const uint4* codes, int row_words, __global const flo
     }                                                                                           \
     _Pragma("unroll") for (int ni = 0; ni < 8; ++ni)                                            \
         b[ni] = *(const __local uint2*)(Bt + tile_pair(64 * wn + 8 * ni + gq, p));              \
-    _Pragma("unroll") for (int mi = 0; mi < 2; ++mi)                                            \
-        _Pragma("unroll") for (int ni = 0; ni < 8; ++ni)                                        \
-            asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "   \
-                         "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                               \
-                         : "+f"(acc[mi][ni][0]), "+f"(acc[mi][ni][1]), "+f"(acc[mi][ni][2]),    \
-                           "+f"(acc[mi][ni][3])                                                 \
-                         : "r"(a[mi][0].x), "r"(a[mi][1].x), "r"(a[mi][0].y), "r"(a[mi][1].y),  \
-                           "r"(b[ni].x), "r"(b[ni].y));                                         \
+    _Pragma("unroll") for (int mi = 0; mi < 2; ++mi) {                                          \
+      const uint af[4] = {a[mi][0].x, a[mi][1].x, a[mi][0].y, a[mi][1].y};                      \
+      _Pragma("unroll") for (int ni = 0; ni < 8; ++ni) mma_f16(acc[mi][ni], af, b[ni].x, b[ni].y); \
+    }                                                                                           \
   }
 
   LOAD_STEP(q0, x0, 0);
