@@ -33,11 +33,7 @@ inline void batch_lane_sums(float* s, __local float* scratch) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) {
 #pragma unroll
-    for (int b = 0; b < KEY_BATCH; ++b) {
-      float other;
-      asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(other) : "f"(s[b]), "r"(offset));
-      s[b] += other;
-    }
+    for (int b = 0; b < KEY_BATCH; ++b) s[b] += shfl_xor(s[b], offset);  // the batch's chains interleaved
   }
 #else
 #pragma unroll

@@ -11,22 +11,26 @@
 #define QUILL_LANES 32
 
 #if QUILL_PTX
+// v of the lane whose index is this lane's XOR offset (shfl.sync.bfly, whole warp).
+inline float shfl_xor(float v, int offset) {
+  float other;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(other) : "f"(v), "r"(offset));
+  return other;
+}
+inline int shfl_xor_int(int v, int offset) {
+  int other;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(other) : "r"(v), "r"(offset));
+  return other;
+}
+
 // Butterfly sum / max over groups of `lanes` consecutive lanes (a power of two <= 32): every lane of a
 // group gets the group's result. warp_sum / warp_max are the whole-warp case.
 inline float lanes_sum(float v, int lanes) {
-  for (int offset = lanes >> 1; offset > 0; offset >>= 1) {
-    float other;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(other) : "f"(v), "r"(offset));
-    v += other;
-  }
+  for (int offset = lanes >> 1; offset > 0; offset >>= 1) v += shfl_xor(v, offset);
   return v;
 }
 inline float lanes_max(float v, int lanes) {
-  for (int offset = lanes >> 1; offset > 0; offset >>= 1) {
-    float other;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(other) : "f"(v), "r"(offset));
-    v = fmax(v, other);
-  }
+  for (int offset = lanes >> 1; offset > 0; offset >>= 1) v = fmax(v, shfl_xor(v, offset));
   return v;
 }
 inline float warp_sum(float v) { return lanes_sum(v, 32); }
@@ -73,11 +77,7 @@ inline float lane_group_sum(float v, __local float* scratch) {
 // Integer version of lane_group_sum (exact int32 sums for the int8 kernels). scratch: __local int[local size].
 inline int lane_group_isum(int v, __local int* scratch) {
 #if QUILL_PTX
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    int other;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(other) : "r"(v), "r"(offset));
-    v += other;
-  }
+  for (int offset = 16; offset > 0; offset >>= 1) v += shfl_xor_int(v, offset);
   return v;
 #else
   const int lid = get_local_id(0);
