@@ -171,32 +171,56 @@ inline void fz_load_chunk(uint4 dst[RPW][4], __global const char* CB, int task, 
     }
 }
 
-// One output of the GEMV: sums this lane's int32 share c over the warp, adds the outlier part of token t
-// (the list when ocount <= OCAP, else the bitmask), and lane 0 stores y[t, row] (+)=. All lanes call.
-inline void fz_store_output(int c, int t, int row, int valid, int ocount, __local const float* lox,
-                            __local const int* lolist, __local const uint* lflags, int nwords, __local const float* linv,
-                            __local const float* lsca, __global const float* X, __global const float* nw,
-                            int transform, int cols, __global const int* slot, __global const half* W16, int n16,
-                            __global const char* CB, __global const float* SCB, int kpad, __global float* Y, int rows,
-                            int accumulate, __local int* iscr, __local float* fscr, int lane) {
-  const int c32 = lane_group_isum(c, iscr);
+// Where the outlier side of the GEMV finds its inputs: the work-group's outlier columns (ocount of
+// them: the list lolist with their x in lox when ocount <= OCAP, else the bitmask lflags of nwords
+// words, x recomputed from X / nw / transform with the tokens' linv) and their weights (fz_w16).
+typedef struct {
+  int ocount;
+  __local const float* lox;
+  __local const int* lolist;
+  __local const uint* lflags;
+  int nwords;
+  __local const float* linv;
+  __global const float* X;
+  __global const float* nw;
+  int transform, cols;
+  __global const int* slot;
+  __global const half* W16;
+  int n16;
+  __global const char* CB;
+  __global const float* SCB;
+  int kpad;
+} FzOutliers;
+
+// This lane's share of sum_{j in O} xt[t, j] * W16[row, j].
+inline float fz_outlier_part(const FzOutliers* o, int t, int row, int lane) {
   float part = 0.0f;
-  if (valid && row < rows && ocount > 0) {
-    if (ocount <= OCAP) {
-      for (int o = lane; o < ocount; o += QUILL_LANES)
-        part += lox[t * OCAP + o] * fz_w16(row, lolist[o], slot, W16, n16, CB, SCB, kpad);
-    } else {
-      const float invt = linv[t];
-      for (int wd = lane; wd < nwords; wd += QUILL_LANES) {
-        uint bits = lflags[wd];
-        while (bits != 0u) {
-          const int j = wd * 32 + 31 - (int)clz(bits & (0u - bits));
-          part += fz_xt(X, nw, transform, invt, cols, t, j) * fz_w16(row, j, slot, W16, n16, CB, SCB, kpad);
-          bits &= bits - 1u;
-        }
+  if (o->ocount <= OCAP) {
+    for (int i = lane; i < o->ocount; i += QUILL_LANES)
+      part += o->lox[t * OCAP + i] * fz_w16(row, o->lolist[i], o->slot, o->W16, o->n16, o->CB, o->SCB, o->kpad);
+  } else {
+    const float invt = o->linv[t];
+    for (int wd = lane; wd < o->nwords; wd += QUILL_LANES) {
+      uint bits = o->lflags[wd];
+      while (bits != 0u) {
+        const int j = wd * 32 + 31 - (int)clz(bits & (0u - bits));
+        part += fz_xt(o->X, o->nw, o->transform, invt, o->cols, t, j) *
+                fz_w16(row, j, o->slot, o->W16, o->n16, o->CB, o->SCB, o->kpad);
+        bits &= bits - 1u;
       }
     }
   }
+  return part;
+}
+
+// One output of the GEMV: sums this lane's int32 share c over the warp, adds the outlier part of token t,
+// and lane 0 stores y[t, row] (+)= (Y [n_tok, rows]). All lanes call.
+inline void fz_store_output(int c, int t, int row, int valid, const FzOutliers* o, __local const float* lsca,
+                            __global const float* SCB, __global float* Y, int rows, int accumulate, __local int* iscr,
+                            __local float* fscr, int lane) {
+  const int ocount = o->ocount;
+  const int c32 = lane_group_isum(c, iscr);
+  const float part = valid && row < rows && ocount > 0 ? fz_outlier_part(o, t, row, lane) : 0.0f;
   const float osum = ocount > 0 ? lane_group_sum(part, fscr) : 0.0f;
   if (lane == 0 && valid && row < rows) {
     const size_t at = (size_t)t * rows + row;
@@ -409,6 +433,8 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
   // (lox is made visible by the barrier at the top of the first token pass.)
 
   const int tp = min(n_tok, LCODE_BYTES / kpad);
+  const FzOutliers outliers = {ocount, lox, lolist, lflags, nwords, linv, X, nw, transform, cols,
+                               slot, W16, n16, CB, SCB, kpad};
 
   for (int p0 = 0; p0 < n_tok; p0 += tp) {
     const int np = min(tp, n_tok - p0);
@@ -472,8 +498,8 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
           int mine_acc = 0;
 #pragma unroll
           for (int u = 0; u < FMAX_TOK; ++u) mine_acc = u == t ? acc[r][u] : mine_acc;
-          fz_store_output(mine_acc, p0 + t, task * RPW + r, valid, ocount, lox, lolist, lflags, nwords, linv, lsca, X,
-                          nw, transform, cols, slot, W16, n16, CB, SCB, kpad, Y, rows, accumulate, iscr, fscr, lane);
+          fz_store_output(mine_acc, p0 + t, task * RPW + r, valid, &outliers, lsca, SCB, Y, rows, accumulate, iscr,
+                          fscr, lane);
         }
       }
     }
