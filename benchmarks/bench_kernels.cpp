@@ -130,7 +130,8 @@ int main(int argc, char** argv) {
           return 1;
         }
         for (int n_tok : o.tokens) {
-          const double one_copy_mib = double(rows) * cols * nominal_bits_per_weight(parse_quant_scheme(scheme), QuantParams{}) / 8 / (1 << 20);
+          const double bits = nominal_bits_per_weight(parse_quant_scheme(scheme), QuantParams{});
+          const double one_copy_mib = double(rows) * cols * bits / 8 / (1 << 20);
           const int copies = o.cold_mib > 0 ? std::min(64, int(std::ceil(o.cold_mib / one_copy_mib))) : 1;
           const Result r = bench_linear(device, scheme, rows, cols, n_tok, o.reps, o.input, copies);
           const double gbps = r.weight_bytes / r.seconds * 1e-9;
