@@ -173,7 +173,8 @@ inline void fz_load_chunk(uint4 dst[RPW][4], __global const char* CB, int task, 
 
 // Where the outlier side of the GEMV finds its inputs: the work-group's outlier columns (ocount of
 // them: the list lolist with their x in lox when ocount <= OCAP, else the bitmask lflags of nwords
-// words, x recomputed from X / nw / transform with the tokens' linv) and their weights (fz_w16).
+// words, x recomputed from X / nw / transform with the tokens' linv) and their weights (fz_w16; SCB is
+// also the int8 part's row scale).
 typedef struct {
   int ocount;
   __local const float* lox;
@@ -216,15 +217,15 @@ inline float fz_outlier_part(const FzOutliers* o, int t, int row, int lane) {
 // One output of the GEMV: sums this lane's int32 share c over the warp, adds the outlier part of token t,
 // and lane 0 stores y[t, row] (+)= (Y [n_tok, rows]). All lanes call.
 inline void fz_store_output(int c, int t, int row, int valid, const FzOutliers* o, __local const float* lsca,
-                            __global const float* SCB, __global float* Y, int rows, int accumulate, __local int* iscr,
-                            __local float* fscr, int lane) {
+                            __global float* Y, int rows, int accumulate, __local int* iscr, __local float* fscr,
+                            int lane) {
   const int ocount = o->ocount;
   const int c32 = lane_group_isum(c, iscr);
   const float part = valid && row < rows && ocount > 0 ? fz_outlier_part(o, t, row, lane) : 0.0f;
   const float osum = ocount > 0 ? lane_group_sum(part, fscr) : 0.0f;
   if (lane == 0 && valid && row < rows) {
     const size_t at = (size_t)t * rows + row;
-    const float y = (float)c32 * lsca[t] * SCB[row] / 16129.0f + osum;
+    const float y = (float)c32 * lsca[t] * o->SCB[row] / 16129.0f + osum;
     Y[at] = accumulate ? Y[at] + y : y;
   }
 }
@@ -498,8 +499,8 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
           int mine_acc = 0;
 #pragma unroll
           for (int u = 0; u < FMAX_TOK; ++u) mine_acc = u == t ? acc[r][u] : mine_acc;
-          fz_store_output(mine_acc, p0 + t, task * RPW + r, valid, &outliers, lsca, SCB, Y, rows, accumulate, iscr,
-                          fscr, lane);
+          fz_store_output(mine_acc, p0 + t, task * RPW + r, valid, &outliers, lsca, Y, rows, accumulate, iscr, fscr,
+                          lane);
         }
       }
     }
