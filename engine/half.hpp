@@ -40,11 +40,13 @@ inline uint16_t float_to_half(float f) {
   if (abs >= 0x477ff000u) return sign | 0x7c00u;                                  // overflow -> inf
   if (abs < 0x38800000u) {                                                         // subnormal or zero
     if (abs < 0x33000000u) return sign;                                            // < half of min subnormal
+    // The half's subnormal mantissa is f * 2^24 = mant * 2^(e - 126) (e the float's biased exponent,
+    // 102..112 here): mant shifted right by 126 - e (14..24), rounded to nearest even.
     const uint32_t shift = 126 - (abs >> 23);
     const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
-    uint32_t h = mant >> (shift + 1);
-    const uint32_t rem = mant & ((1u << (shift + 1)) - 1);
-    const uint32_t halfway = 1u << shift;
+    uint32_t h = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1);
+    const uint32_t halfway = 1u << (shift - 1);
     if (rem > halfway || (rem == halfway && (h & 1u))) ++h;
     return sign | uint16_t(h);
   }

@@ -20,14 +20,16 @@ double bound(QuantScheme s, double x, double block_amax, double row_amax, double
     case QuantScheme::F32:
       return 0.0;
     case QuantScheme::F16:
-      return std::fabs(x) * 0x1p-11;
+      return std::max(std::fabs(x) * 0x1p-11, 0x1p-25);  // half an ulp; subnormal halves: 2^-24 apart
     case QuantScheme::Q8_0:
       return block_amax / 127 * (0.5 + 127 * 0x1p-11);
     case QuantScheme::Int4:
       return block_amax / 8 * (1.0 + 8 * 0x1p-11);
     case QuantScheme::Int8:
     case QuantScheme::LlmInt8:
-      return row_amax / 127 * 0.5 * (1 + 1e-6);
+      // Half a step, plus fp32 rounding: x * 127 / scale and code * scale / 127 are each rounded in fp32
+      // (relative 2^-24 per operation), at most 127 * 2^-22 of a step in all.
+      return row_amax / 127 * (0.5 + 127 * 0x1p-22);
     case QuantScheme::Dyn8:
       return block_amax * 0.0140625 / 2 * (1 + 1e-5);
     case QuantScheme::NF4:
