@@ -31,7 +31,9 @@ double bound(QuantScheme s, double x, double block_amax, double row_amax, double
       // (relative 2^-24 per operation), at most 127 * 2^-22 of a step in all.
       return row_amax / 127 * (0.5 + 127 * 0x1p-22);
     case QuantScheme::Dyn8:
-      return block_amax * 0.0140625 / 2 * (1 + 1e-5);
+      // Half the widest gap of the map, plus fp32 rounding of code value * absmax (the 1e-5 slack the
+      // other maps use is only ~2^-24 of absmax here).
+      return block_amax * (0.0140625 / 2 + 0x1p-22);
     case QuantScheme::NF4:
       return block_amax * (1.0 - 0.6961928009986877) / 2 * (1 + 1e-5);
     case QuantScheme::FP4:
