@@ -23,8 +23,12 @@ constexpr int kWarpsM = 4, kWarpsN = 2, kMt = 2, kNt = 8;
 // matmul_int8_fused: 16 warps, 2 rows per warp task, one work-group per compute unit (persistent).
 // $QUILL_INT8_FUSED="rows_per_warp,groups_per_cu" overrides the last two (benchmarks).
 constexpr int kFusedWorkGroup = 512, kFusedRowsPerWarp = 2, kFusedGroupsPerCu = 1;
-constexpr int kFusedOneRegs = 8;  // FZ_XR: float4 of x per work-item in the one-token variant
 static_assert(MatmulInt8::kRowAlign % kFusedRowsPerWarp == 0);
+// The one-token variant (FZ_ONE; on NVIDIA it streams, FZ_STREAM): its own work-group size, rows per warp
+// task and work-groups per compute unit; x sits in registers, FZ_XR = kFusedOneMaxCols / (4 * work group)
+// float4 per work-item. $QUILL_INT8_ONE="work_group,rows_per_warp,groups_per_cu" overrides (benchmarks).
+constexpr int kFusedOneWorkGroup = 512, kFusedOneRowsPerWarp = 1, kFusedOneGroupsPerCu = 1;
+constexpr int kFusedOneMaxCols = 16384;
 }  // namespace
 
 MatmulInt8::MatmulInt8(Device& device) : device_(device) {
@@ -59,11 +63,23 @@ MatmulInt8::MatmulInt8(Device& device) : device_(device) {
                                           kFusedWorkGroup, fused_rpw_, kFusedMaxTokens, kFusedMaxKpad,
                                           kFusedMaxCols / 32, defs));
   fused_ = Kernel(fused, "matmul_int8_fused");
+  int one_groups_per_cu = kFusedOneGroupsPerCu;
+  one_wg_ = kFusedOneWorkGroup;
+  one_rpw_ = kFusedOneRowsPerWarp;
+  if (const char* env = std::getenv("QUILL_INT8_ONE"); env && *env) {
+    if (std::sscanf(env, "%d,%d,%d", &one_wg_, &one_rpw_, &one_groups_per_cu) != 3 || one_wg_ < 32 ||
+        one_wg_ % 32 != 0 || kFusedOneMaxCols % (4 * one_wg_) != 0 || one_rpw_ < 1 || kRowAlign % one_rpw_ != 0 ||
+        one_groups_per_cu < 1)
+      fail(ErrorKind::kInvalidArgument,
+           "QUILL_INT8_ONE={}: want work_group (a multiple of 32 dividing {}),rows_per_warp (dividing {}),groups_per_cu",
+           env, kFusedOneMaxCols / 4, kRowAlign);
+  }
   auto fused_one = device.program("matmul_int8_fused.cl",
                                   fmt::format("-DFWG={} -DRPW={} -DFMAX_TOK={} -DLCODE_BYTES={} -DMAX_FLAG_WORDS={} "
                                               "-DFZ_ONE=1 -DFZ_XR={} -cl-fp32-correctly-rounded-divide-sqrt {}",
-                                              kFusedWorkGroup, fused_rpw_, kFusedMaxTokens, kFusedMaxKpad,
-                                              kFusedMaxCols / 32, kFusedOneRegs, defs));
+                                              one_wg_, one_rpw_, kFusedMaxTokens, kFusedMaxKpad, kFusedMaxCols / 32,
+                                              kFusedOneMaxCols / (4 * one_wg_), defs));
+  one_groups_ = std::max<int>(1, int(device.info().compute_units) * one_groups_per_cu);
   fused_one_ = Kernel(fused_one, "matmul_int8_fused");
   fused_groups_ = std::max<int>(1, int(device.info().compute_units) * groups_per_cu);
   if (has_mma_) mma_ = Kernel(program, "matmul_int8_mma");
@@ -112,15 +128,16 @@ void MatmulInt8::run_fused(const Int8WeightBuffers& w, const Buffer& x, FusedTra
     fail(ErrorKind::kInternal, "matmul_int8 fused: debug buffers too small");
   const Buffer& nw = transform == FusedTransform::kRmsNorm ? *norm_weight : x;
   const Buffer& d_xt = debug ? *debug->xt : y;  // unused unless dbg
-  const bool one = n_tok == 1 && w.cols % 4 == 0 && w.cols <= 4 * kFusedOneRegs * kFusedWorkGroup;
+  const bool one = n_tok == 1 && w.cols % 4 == 0 && w.cols <= kFusedOneMaxCols;
   Kernel& fused = one ? fused_one_ : fused_;
   fused.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), x, nw, int32_t(transform), eps, scale.threshold,
              scale.static_amax, y, int32_t(w.rows), int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok),
              int32_t(accumulate ? 1 : 0), int32_t(debug ? 1 : 0), d_xt, debug ? *debug->codes : y,
              debug ? *debug->sca : y, debug ? *debug->olist : y, debug ? *debug->ocount : y);
-  const int tasks = (w.rows + fused_rpw_ - 1) / fused_rpw_;
-  const int groups = std::min(fused_groups_, (tasks + kFusedWorkGroup / 32 - 1) / (kFusedWorkGroup / 32));
-  fused.launch(device_, Range(size_t(groups) * kFusedWorkGroup), Range(kFusedWorkGroup), event);
+  const int wg = one ? one_wg_ : kFusedWorkGroup, rpw = one ? one_rpw_ : fused_rpw_;
+  const int tasks = (w.rows + rpw - 1) / rpw;
+  const int groups = std::min(one ? one_groups_ : fused_groups_, (tasks + wg / 32 - 1) / (wg / 32));
+  fused.launch(device_, Range(size_t(groups) * wg), Range(wg), event);
 }
 
 }  // namespace quill::host

@@ -71,6 +71,7 @@ class MatmulInt8 {
   Kernel fused_one_;  // FZ_ONE variant: one token, x in registers, weight prefetch before the prologue
   int fused_groups_ = 1;
   int fused_rpw_ = 0;  // rows per warp task of matmul_int8_fused (RPW)
+  int one_wg_ = 0, one_rpw_ = 0, one_groups_ = 1;  // the same for its one-token variant (fused_one_)
   int bm_ = 64, bn_ = 128, mma_threads_ = 256;  // matmul_int8_mma tile (QUILL_INT8_MMA)
 };
 

@@ -13,7 +13,8 @@
 // load), y[i,k] (+)= C32 * SCA[i] * SCB[k] / 16129 + sum_{j in O} xt[i,j] * W16[k,j].
 // Work split: one work-group per compute unit (persistent); work-group g owns a contiguous, balanced
 // range of row tasks (RPW rows each), its warps take them in turn; the loop trip count is uniform over
-// the work-group (the portable path's reductions use barriers). When n_tok * kpad exceeds LCODE_BYTES the
+// the work-group (the portable path's reductions use barriers); the one-token variant on the NVIDIA path
+// streams them instead (FZ_STREAM, below) and adds the outlier part after. When n_tok * kpad exceeds LCODE_BYTES the
 // tokens are processed in passes of tp tokens (weights re-read per pass).
 // Layouts: as matmul_int8.cl (CB [rows_pad, kpad] int8, rows_pad a multiple of RPW; SCB; slot; W16).
 #include "common.cl"
@@ -45,6 +46,14 @@
 #endif
 #ifndef FZ_XR
 #define FZ_XR 8
+#endif
+// FZ_STREAM (the one-token variant on the NVIDIA path, where the warp reductions need no barrier): each
+// warp streams its tasks' rows in (task, chunk) order, a chunk being one uint4 per lane and row, with
+// FZ_PIPE chunks in flight while as many are computed (gemv_stream.cl's schedule); the first block is
+// requested before the prologue.
+#define FZ_STREAM (FZ_ONE && QUILL_PTX)
+#ifndef FZ_PIPE
+#define FZ_PIPE 8  // measured best of 2 / 4 / 8 / 12 with 512 work-items (docs/PERFORMANCE.md, session 7)
 #endif
 
 inline float fz_div_rn(float a, float b) {
@@ -171,6 +180,51 @@ inline void fz_load_chunk(uint4 dst[RPW][4], __global const char* CB, int task, 
     }
 }
 
+#if FZ_STREAM
+// Loads the next FZ_PIPE chunks of this warp's (task, chunk) sequence into q[FZ_PIPE][RPW] and advances
+// the load cursor (load_task, load_chunk); nothing past task_end or the row end (warp-uniform).
+#define FZ_LOAD_BLOCK(q)                                                                            \
+  _Pragma("unroll") for (int p_ = 0; p_ < FZ_PIPE; ++p_) {                                          \
+    if (load_task < task_end) {                                                                     \
+      const int u_ = load_chunk * QUILL_LANES + lane;                                               \
+      __global const uint4* w_ = (__global const uint4*)(CB + (size_t)load_task * RPW * kpad);      \
+      if (u_ < nv) {                                                                                \
+        _Pragma("unroll") for (int r_ = 0; r_ < RPW; ++r_) q[p_][r_] = w_[(size_t)r_ * nv + u_];    \
+      }                                                                                             \
+      if (++load_chunk == chunks) {                                                                 \
+        load_chunk = 0;                                                                             \
+        load_task += FWARPS;                                                                        \
+      }                                                                                             \
+    }                                                                                               \
+  }
+
+// Computes the FZ_PIPE chunks in q against the token's codes, advancing the compute cursor (task, chunk);
+// at the end of a task, stores the int8 part of its RPW outputs and clears acc (the outlier part is added
+// after the stream: fz_add_outlier_parts; keeping it out of this unrolled block keeps the loop small).
+#define FZ_COMPUTE_BLOCK(q)                                                                         \
+  _Pragma("unroll") for (int p_ = 0; p_ < FZ_PIPE; ++p_) {                                          \
+    if (task < task_end) {                                                                          \
+      const int u_ = chunk * QUILL_LANES + lane;                                                    \
+      if (u_ < nv) {                                                                                \
+        const uint4 xv_ = lcodes4[u_];                                                              \
+        _Pragma("unroll") for (int r_ = 0; r_ < RPW; ++r_) acc[r_] = fz_dot16(q[p_][r_], xv_, acc[r_]); \
+      }                                                                                             \
+      if (++chunk == chunks) {                                                                      \
+        _Pragma("unroll") for (int r_ = 0; r_ < RPW; ++r_) {                                        \
+          const int c32_ = lane_group_isum(acc[r_], iscr), row_ = task * RPW + r_;                  \
+          if (lane == 0 && row_ < rows) {                                                           \
+            const float v_ = fz_int8_output(c32_, lsca[0], SCB[row_]);                              \
+            Y[row_] = accumulate ? Y[row_] + v_ : v_;                                               \
+          }                                                                                         \
+          acc[r_] = 0;                                                                              \
+        }                                                                                           \
+        chunk = 0;                                                                                  \
+        task += FWARPS;                                                                             \
+      }                                                                                             \
+    }                                                                                               \
+  }
+#endif
+
 // Where the outlier side of the GEMV finds its inputs: the work-group's outlier columns (ocount of
 // them: the list lolist with their x in lox when ocount <= OCAP, else the bitmask lflags of nwords
 // words, x recomputed from X / nw / transform with the tokens' linv) and their weights (fz_w16; SCB is
@@ -214,6 +268,9 @@ inline float fz_outlier_part(const FzOutliers* o, int t, int row, int lane) {
   return part;
 }
 
+// The int8 part of an output: the int32 dot product c32 with the token's scale sca and the row's scb.
+inline float fz_int8_output(int c32, float sca, float scb) { return (float)c32 * sca * scb / 16129.0f; }
+
 // One output of the GEMV: sums this lane's int32 share c over the warp, adds the outlier part of token t,
 // and lane 0 stores y[t, row] (+)= (Y [n_tok, rows]). All lanes call.
 inline void fz_store_output(int c, int t, int row, int valid, const FzOutliers* o, __local const float* lsca,
@@ -225,7 +282,7 @@ inline void fz_store_output(int c, int t, int row, int valid, const FzOutliers* 
   const float osum = ocount > 0 ? lane_group_sum(part, fscr) : 0.0f;
   if (lane == 0 && valid && row < rows) {
     const size_t at = (size_t)t * rows + row;
-    const float y = (float)c32 * lsca[t] * o->SCB[row] / 16129.0f + osum;
+    const float y = fz_int8_output(c32, lsca[t], o->SCB[row]) + osum;
     Y[at] = accumulate ? Y[at] + y : y;
   }
 }
@@ -266,10 +323,23 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
   const int iters = (task1 - task0 + FWARPS - 1) / FWARPS;
 #endif
   const int nv = kpad / 16;
-#if FZ_ONE
+#if FZ_STREAM
+  // The first block of this warp's chunks, requested before the prologue.
+#ifdef FZ_NO_STREAM
+  const int task_end = task0;
+#else
+  const int task_end = task1;
+#endif
+  const int chunks = (nv + QUILL_LANES - 1) / QUILL_LANES;  // uint4 per lane and row
+  int load_task = task0 + warp, load_chunk = 0;
+  uint4 q[FZ_PIPE][RPW];
+  FZ_LOAD_BLOCK(q);
+#elif FZ_ONE
   // Prefetch: the first weight chunk of this warp's first task, before the prologue.
   uint4 pre[RPW][4];
   fz_load_chunk(pre, CB, task0 + warp, task1, 0, nv, kpad, lane);
+#endif
+#if FZ_ONE
   // 1-2. x once into registers; transform; flags; absmax.
   for (int w = lid; w < nwords; w += FWG) lflags[w] = 0u;
   const int n4 = cols / 4;
@@ -455,8 +525,33 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    // 5. GEMV over this work-group's rows. (Pipelining the steps across tasks, with the next chunk in
-    // registers, measured 1.5x slower on the H100: docs/PERFORMANCE.md.)
+    // 5. GEMV over this work-group's rows.
+#if FZ_STREAM
+    int task = task0 + warp, chunk = 0;
+    int acc[RPW];
+#pragma unroll
+    for (int r = 0; r < RPW; ++r) acc[r] = 0;
+    while (task < task_end) {  // (one pass: np == 1)
+      uint4 qn[FZ_PIPE][RPW];
+      FZ_LOAD_BLOCK(qn);
+      FZ_COMPUTE_BLOCK(q);
+#pragma unroll
+      for (int p = 0; p < FZ_PIPE; ++p)
+#pragma unroll
+        for (int r = 0; r < RPW; ++r) q[p][r] = qn[p][r];
+    }
+    if (ocount > 0) {  // the outlier part of this warp's outputs (work-group-uniform branch)
+      for (int t = task0 + warp; t < task_end; t += FWARPS) {
+        for (int r = 0; r < RPW; ++r) {
+          const int row = t * RPW + r;
+          const float osum = lane_group_sum(row < rows ? fz_outlier_part(&outliers, 0, row, lane) : 0.0f, fscr);
+          if (lane == 0 && row < rows) Y[row] += osum;
+        }
+      }
+    }
+#else
+    // (Pipelining the steps across tasks of the 2-row, 4-uint4 chunks below, with the next chunk in
+    // registers, measured 1.5x slower on the H100: docs/PERFORMANCE.md; FZ_STREAM is the one that works.)
     for (int it = 0; it < iters; ++it) {
       const int task = task0 + it * FWARPS + warp;
       const int valid = task < task1;
@@ -504,5 +599,6 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
         }
       }
     }
+#endif
   }
 }
