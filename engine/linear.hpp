@@ -50,12 +50,20 @@ class Linear {
   virtual uint64_t weight_bytes() const = 0;
   virtual int launches_per_forward(int n_tok) const { return 1; }
 
+  // Decode: the one-token kernel requests `next` into L2 as it finishes, normally the next matmul's
+  // l2_head (the model links them once: Model::link_l2_prefetch), so the memory keeps streaming through
+  // its tail and the launch gap. Empty: nothing.
+  void set_l2_prefetch(const host::L2Prefetch& next) { l2_prefetch_ = next; }
+  // The first `bytes` (at most) of what this matmul's one-token kernel reads first; empty if unknown.
+  virtual host::L2Prefetch l2_head(size_t bytes) const { return {}; }
+
  protected:
   // The matmul itself; `transform` is kNone unless fuses() returned true for it.
   virtual void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws,
                    const InputTransform& transform) = 0;
 
   std::mutex launch_mutex_;  // kernel-argument state is shared: one launch sequence at a time
+  host::L2Prefetch l2_prefetch_;  // set_l2_prefetch; run() passes it to one-token kernels
 
  private:
   int64_t rows_, cols_;  // protected accessors above; cols_ also sizes unfused transforms

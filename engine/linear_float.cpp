@@ -38,9 +38,11 @@ class LinearFloat final : public Linear {
     if (gemm_ && n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone)  // prefill: tiled GEMM
       gemm_->run_f16(weights_, int(stride_), x, y, int(rows()), int(cols()), n_tok, accumulate);
     else
-      matmul_.run(weights_, x, y, int(rows()), int(cols()), int(stride_), n_tok, accumulate, nullptr, input);
+      matmul_.run(weights_, x, y, int(rows()), int(cols()), int(stride_), n_tok, accumulate, nullptr, input,
+                  n_tok == 1 ? l2_prefetch_ : host::L2Prefetch{});
   }
   uint64_t weight_bytes() const override { return weights_.bytes(); }
+  host::L2Prefetch l2_head(size_t bytes) const override { return {&weights_, std::min(bytes, weights_.bytes())}; }
 
  private:
   template <typename T>

@@ -4,6 +4,7 @@
 // the outlier split) and kernels/matmul_int8.cl runs the exact int32 matmul with the dequantize + outlier
 // recombination (+ residual add) epilogue. With a static activation range (QuantParams::static_act_amax,
 // int8 only) both paths quantize with the fixed scale amax / 127 instead of per token, no outlier split.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -61,7 +62,8 @@ class LinearInt8 final : public Linear {
       const auto kind = transform.kind == InputTransform::Kind::kRmsNorm  ? host::FusedTransform::kRmsNorm
                         : transform.kind == InputTransform::Kind::kSwiGlu ? host::FusedTransform::kSwiGlu
                                                                           : host::FusedTransform::kNone;
-      matmul_.run_fused(weights(), x, kind, transform.norm_weight, transform.eps, act_, y, n_tok, accumulate);
+      matmul_.run_fused(weights(), x, kind, transform.norm_weight, transform.eps, act_, y, n_tok, accumulate, nullptr,
+                        nullptr, l2_prefetch_);
       return;
     }
     const host::Int8ActivationBuffers a{
@@ -76,6 +78,7 @@ class LinearInt8 final : public Linear {
   }
 
   uint64_t weight_bytes() const override { return cb_.bytes() + scb_.bytes() + (n16_ > 0 ? w16_.bytes() : 0); }
+  host::L2Prefetch l2_head(size_t bytes) const override { return {&cb_, std::min(bytes, cb_.bytes())}; }
   int launches_per_forward(int n_tok) const override {
     if (host::MatmulInt8::fused_preferred(n_tok, int(cols()), int(kpad_))) return 1;
     return host::QuantizeActivations::launches(n_tok, act_) + 1;

@@ -7,6 +7,7 @@
 //  - scales apart (structure of arrays): bitsandbytes absmax fp32 as stored; double quant kept as
 //    uint8 codes + fp32 absmax2 + offset and decoded in the kernel; GGUF d fp16 as stored;
 //  - tables fp32: the NF4 / FP4 / DYN8 constants, q - 8 for int4, the k-means fp16 codebooks widened.
+#include <algorithm>
 #include <array>
 #include <memory>
 #include <mutex>
@@ -123,9 +124,10 @@ class LinearLut final : public Linear {
     if (gemm_ && n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone)  // prefill: the tiled GEMM
       gemm_->run(w_, x, y, n_tok, accumulate);
     else
-      lut_kernel_->run(w_, x, y, n_tok, accumulate, nullptr, input);
+      lut_kernel_->run(w_, x, y, n_tok, accumulate, nullptr, input, n_tok == 1 ? l2_prefetch_ : host::L2Prefetch{});
   }
   uint64_t weight_bytes() const override { return bytes_; }
+  host::L2Prefetch l2_head(size_t bytes) const override { return {&codes_, std::min(bytes, codes_.bytes())}; }
 
  private:
   bool arith_codes_ = false;  // int4 / q8_0: the code is the value (no table lookup)

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <bit>
 #include <chrono>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -256,6 +257,7 @@ Model::Model(const WeightSource& source, const ModelOptions& options)
       output_ = upload_matrix(device, head, side_scheme, head_params, outlier_dims_, nullptr, upload_mutex);
     }
   }
+  link_l2_prefetch();
   report(config_.n_layers + 1);
   bar.finish();
   bits_ = accounting.weights > 0 ? accounting.bits / accounting.weights : 0;
@@ -271,6 +273,28 @@ std::shared_ptr<Model> Model::load_gguf(const std::string& path, const ModelOpti
 
 std::shared_ptr<Model> Model::synthetic(const std::string& preset, const ModelOptions& options, uint64_t seed) {
   return std::make_shared<Model>(*synthetic_weight_source(preset, seed), options);
+}
+
+void Model::link_l2_prefetch() {
+  // Default: measured on the H100 (docs/PERFORMANCE.md, session 7); the H100's L2 is 50 MB.
+  double mib = 4;
+  if (const char* env = std::getenv("QUILL_L2_PREFETCH_MIB"); env && *env) {
+    char* end = nullptr;
+    mib = std::strtod(env, &end);
+    if (end == env || *end != '\0' || !(mib >= 0) || mib > 1024)
+      fail(ErrorKind::kInvalidArgument, "QUILL_L2_PREFETCH_MIB={}: want a number of MiB in [0, 1024]", env);
+  }
+  const size_t bytes = size_t(mib * 1024 * 1024);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    ModelLayer& layer = layers_[l];
+    Linear& next_qkv = l + 1 < layers_.size() ? *layers_[l + 1].qkv : *output_;
+    layer.qkv->set_l2_prefetch(layer.wo->l2_head(bytes));
+    layer.attention_prefetch = layer.wo->l2_head(bytes);
+    layer.wo->set_l2_prefetch(layer.gate_up->l2_head(bytes));
+    layer.gate_up->set_l2_prefetch(layer.down->l2_head(bytes));
+    layer.down->set_l2_prefetch(next_qkv.l2_head(bytes));
+  }
+  if (!layers_.empty()) output_->set_l2_prefetch(layers_[0].qkv->l2_head(bytes));  // the next token's first
 }
 
 uint64_t Model::weight_bytes() const {

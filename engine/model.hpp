@@ -42,6 +42,7 @@ struct ModelLayer {
   std::unique_ptr<Linear> wo;       // [dim, q_dim]
   std::unique_ptr<Linear> gate_up;  // [2 ffn, dim]: gate rows | up rows
   std::unique_ptr<Linear> down;     // [dim, ffn]
+  host::L2Prefetch attention_prefetch;  // what decode attention requests into L2 (wo's head)
 };
 
 class Model {
@@ -71,6 +72,11 @@ class Model {
   int native_matrices() const { return native_matrices_; }
 
  private:
+  // Decode's L2 prefetch chain (Linear::set_l2_prefetch): qkv -> wo, attention -> wo, wo -> gate_up,
+  // gate_up -> down, down -> the next layer's qkv (the last: the head). $QUILL_L2_PREFETCH_MIB sets the
+  // bytes (0: off).
+  void link_l2_prefetch();
+
   std::unique_ptr<host::Device> device_;
   LlamaConfig config_;
   Tokenizer tokenizer_;

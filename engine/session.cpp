@@ -100,7 +100,8 @@ void Session::run_batch(const int32_t* tokens, int n, bool all_logits, float* lo
     const int rope_dim = c.rope_dim > 0 ? c.rope_dim : c.head_dim();
     if (n == 1) {  // decode: RoPE + cache write + attention in one launch
       kernels_.attention_decode(qkv_, k_cache_[size_t(l)], v_cache_[size_t(l)], att_, decode_partial_, decode_done_,
-                                c.n_heads, c.n_kv_heads, c.head_dim(), rope_dim, c.rope_theta, pos_);
+                                c.n_heads, c.n_kv_heads, c.head_dim(), rope_dim, c.rope_theta, pos_,
+                                layer.attention_prefetch);
     } else {
       kernels_.rope_kv(qkv_, q_, k_cache_[size_t(l)], v_cache_[size_t(l)], n, q_dim, c.kv_dim(), c.head_dim(),
                        rope_dim, c.rope_theta, pos_);

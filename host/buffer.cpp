@@ -1,12 +1,19 @@
 // Buffer: RAII device memory (see buffer.hpp).
 #include "host/buffer.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <utility>
 
 #include "host/device.hpp"
 #include "host/opencl.hpp"
 
 namespace quill::host {
+
+int32_t L2Prefetch::arg_bytes() const {
+  if (!buffer) return 0;
+  return int32_t(std::min<size_t>({bytes, buffer->bytes(), size_t(INT32_MAX)}));
+}
 
 Buffer::Buffer(Device& device, size_t bytes) : device_(&device), bytes_(bytes) {
   if (bytes == 0) fail(ErrorKind::kInvalidArgument, "cannot allocate an empty device buffer");

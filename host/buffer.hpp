@@ -52,6 +52,16 @@ class Buffer {
   size_t bytes_ = 0;
 };
 
+// A region a decode kernel requests into L2 as it finishes (kernels/common.cl prefetch_l2): the first
+// `bytes` of *buffer, normally the next kernel's weights. Empty (bytes 0): nothing.
+struct L2Prefetch {
+  const Buffer* buffer = nullptr;
+  size_t bytes = 0;
+  // The kernel arguments: the buffer (or `fallback` when empty) and the byte count, at most the buffer's.
+  const Buffer& arg_buffer(const Buffer& fallback) const { return buffer ? *buffer : fallback; }
+  int32_t arg_bytes() const;
+};
+
 // Creates a buffer holding a copy of a host vector.
 template <typename T>
 Buffer upload(Device& device, const std::vector<T>& data) {

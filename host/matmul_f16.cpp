@@ -30,7 +30,7 @@ Kernel& MatmulF16::kernel(int tok_tile, int input_kind) {
 }
 
 void MatmulF16::run(const Buffer& w, const Buffer& x, Buffer& y, int rows, int cols, int w_stride, int n_tok,
-                    bool accumulate, Event* event, const FusedInput& input) {
+                    bool accumulate, Event* event, const FusedInput& input, const L2Prefetch& prefetch) {
   if (rows <= 0 || cols <= 0 || n_tok <= 0 || w_stride < cols)
     fail(ErrorKind::kInternal, "matmul_f16: bad shape rows={} cols={} stride={} n_tok={}", rows, cols, w_stride, n_tok);
   const size_t x_cols = size_t(cols) * (input.kind == FusedInput::kSwiGlu ? 2 : 1);
@@ -42,7 +42,8 @@ void MatmulF16::run(const Buffer& w, const Buffer& x, Buffer& y, int rows, int c
   const int tile = n_tok == 1 ? 1 : kLutGemmTile;
   Kernel& k = kernel(tile, input.kind);
   k.args(w, x, y, int32_t(rows), int32_t(cols), int32_t(w_stride), int32_t(n_tok), int32_t(accumulate),
-         input.norm_w && !input.norm_w->empty() ? *input.norm_w : dummy_, input.eps);
+         input.norm_w && !input.norm_w->empty() ? *input.norm_w : dummy_, input.eps, prefetch.arg_buffer(dummy_),
+         prefetch.arg_bytes());
   const int rows_per_wg = tuning_.rows_per_warp;  // the work-group's warps split the columns
   const size_t groups = (size_t(rows) + rows_per_wg - 1) / rows_per_wg;
   const size_t tok_groups = (size_t(n_tok) + tile - 1) / tile;

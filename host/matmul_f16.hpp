@@ -18,8 +18,10 @@ class MatmulF16 {
   explicit MatmulF16(Device& device, bool weight_f32 = false);
   // w: [rows, w_stride] fp16 (f32)   x: [n_tok, cols] f32 ([n_tok, 2 cols] with SwiGLU)
   // y: [n_tok, rows] f32. Shapes checked against sizes.
+  // prefetch: requested into L2 by the last work-groups as they finish (decode: the next weights).
   void run(const Buffer& w, const Buffer& x, Buffer& y, int rows, int cols, int w_stride, int n_tok,
-           bool accumulate = false, Event* event = nullptr, const FusedInput& input = {});
+           bool accumulate = false, Event* event = nullptr, const FusedInput& input = {},
+           const L2Prefetch& prefetch = {});
 
  private:
   Kernel& kernel(int tok_tile, int input_kind);

@@ -112,7 +112,8 @@ void MatmulInt8::run(const Int8WeightBuffers& w, const Buffer& x, const Int8Acti
 
 void MatmulInt8::run_fused(const Int8WeightBuffers& w, const Buffer& x, FusedTransform transform,
                            const Buffer* norm_weight, float eps, const Int8ActScale& scale, Buffer& y, int n_tok,
-                           bool accumulate, const FusedDebugBuffers* debug, Event* event) {
+                           bool accumulate, const FusedDebugBuffers* debug, Event* event,
+                           const L2Prefetch& prefetch) {
   check_act_scale(scale);
   if (w.rows <= 0 || w.cols <= 0 || w.rows_pad < w.rows || w.rows_pad % kRowAlign != 0 || w.kpad < w.cols ||
       w.kpad % kColAlign != 0 || w.n16 < 0 || !fused_ok(n_tok, w.cols, w.kpad))
@@ -133,7 +134,8 @@ void MatmulInt8::run_fused(const Int8WeightBuffers& w, const Buffer& x, FusedTra
   fused.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), x, nw, int32_t(transform), eps, scale.threshold,
              scale.static_amax, y, int32_t(w.rows), int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok),
              int32_t(accumulate ? 1 : 0), int32_t(debug ? 1 : 0), d_xt, debug ? *debug->codes : y,
-             debug ? *debug->sca : y, debug ? *debug->olist : y, debug ? *debug->ocount : y);
+             debug ? *debug->sca : y, debug ? *debug->olist : y, debug ? *debug->ocount : y, prefetch.arg_buffer(y),
+             prefetch.arg_bytes());
   const int wg = one ? one_wg_ : kFusedWorkGroup, rpw = one ? one_rpw_ : fused_rpw_;
   const int tasks = (w.rows + rpw - 1) / rpw;
   const int groups = std::min(one ? one_groups_ : fused_groups_, (tasks + wg / 32 - 1) / (wg / 32));

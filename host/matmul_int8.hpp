@@ -60,7 +60,7 @@ class MatmulInt8 {
   static bool fused_preferred(int n_tok, int cols, int kpad) { return n_tok == 1 && fused_ok(n_tok, cols, kpad); }
   void run_fused(const Int8WeightBuffers& w, const Buffer& x, FusedTransform transform, const Buffer* norm_weight,
                  float eps, const Int8ActScale& scale, Buffer& y, int n_tok, bool accumulate,
-                 const FusedDebugBuffers* debug = nullptr, Event* event = nullptr);
+                 const FusedDebugBuffers* debug = nullptr, Event* event = nullptr, const L2Prefetch& prefetch = {});
 
  private:
   Device& device_;

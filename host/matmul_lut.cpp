@@ -149,7 +149,7 @@ Kernel& MatmulLut::kernel(int tok_tile, int input_kind) {
 }
 
 void MatmulLut::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event,
-                    const FusedInput& input) {
+                    const FusedInput& input, const L2Prefetch& prefetch) {
   const bool table = !arith_;
   const int block_shift =
       check("matmul_lut", w, scale_, x, y, n_tok, bits_ == 4 ? 32 : 16, table, bits_ == 4 ? 16 : 256, input);
@@ -161,6 +161,8 @@ void MatmulLut::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, 
          int32_t(w.blocks_per_row), int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok),
          int32_t(accumulate ? 1 : 0), or_dummy(input.norm_w, dummy_), input.eps);
   if (stream) {
+    k.set_arg(18, prefetch.arg_buffer(dummy_));
+    k.set_arg(19, prefetch.arg_bytes());
     // A persistent grid: every warp needs a row; a few work-groups per compute unit keep the loads going.
     const int warps = tuning_.stream_work_group / kLanes, rows_per_set = stream_rows();
     const size_t sets = (size_t(w.rows) + rows_per_set - 1) / rows_per_set;

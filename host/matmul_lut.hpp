@@ -94,8 +94,10 @@ class MatmulLut {
   // bits: 4 or 8. arith: the value is the code itself, decoded arithmetically, no table — 4-bit:
   // code - 8 (int4 / Q4_0); 8-bit: the signed byte (q8_0). Otherwise the code indexes w.lut.
   MatmulLut(Device& device, int bits, LutScale scale, bool arith = false);
+  // prefetch: requested into L2 as the streaming GEMV finishes (decode: the next weights; the other
+  // kernels of this class ignore it).
   void run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event = nullptr,
-           const FusedInput& input = {});
+           const FusedInput& input = {}, const L2Prefetch& prefetch = {});
   int bits() const { return bits_; }
   // Whether run() takes the streaming GEMV (gemv_stream.cl) for these weights and n_tok. It fuses
   // RMSNorm at no cost (every work-group stages the whole of x), so callers fuse it when this holds.

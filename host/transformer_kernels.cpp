@@ -76,7 +76,7 @@ size_t TransformerKernels::decode_partial_bytes(int n_ctx, int n_heads, int head
 
 void TransformerKernels::attention_decode(const Buffer& qkv, Buffer& k_cache, Buffer& v_cache, Buffer& out,
                                           Buffer& partial, Buffer& done, int n_heads, int n_kv_heads, int head_dim,
-                                          int rope_dim, float theta, int pos) {
+                                          int rope_dim, float theta, int pos, const L2Prefetch& prefetch) {
   const size_t elem = options_.kv_f32 ? 4 : 2;
   const int kv_dim = n_kv_heads * head_dim;
   require(head_dim <= kAttentionWg && head_dim % 2 == 0 && rope_dim % 2 == 0 && rope_dim <= head_dim,
@@ -90,7 +90,8 @@ void TransformerKernels::attention_decode(const Buffer& qkv, Buffer& k_cache, Bu
           "attention_decode: scratch too small");
   const float scale = 1.0f / std::sqrt(float(head_dim));
   attention_decode_.args(qkv, k_cache, v_cache, out, partial, done, int32_t(n_heads), int32_t(n_kv_heads),
-                         int32_t(head_dim), int32_t(rope_dim), theta, int32_t(pos), int32_t(n_splits), scale);
+                         int32_t(head_dim), int32_t(rope_dim), theta, int32_t(pos), int32_t(n_splits), scale,
+                         prefetch.arg_buffer(out), prefetch.arg_bytes());
   attention_decode_.launch(device_, Range(size_t(n_heads) * n_splits * kAttentionWg), Range(kAttentionWg));
 }
 

@@ -38,8 +38,10 @@ class TransformerKernels {
   // One decode step: qkv [q_dim + 2 kv_dim] of the token at `pos` (unrotated) -> out [q_dim]; RoPE
   // and the cache write fused in. partial: >= decode_partial_bytes(n_ctx, ...); done: [n_heads] int32,
   // zero-filled once (the kernel leaves it zero).
+  // prefetch: requested into L2 as the work-groups finish (the next matmul's weights).
   void attention_decode(const Buffer& qkv, Buffer& k_cache, Buffer& v_cache, Buffer& out, Buffer& partial,
-                        Buffer& done, int n_heads, int n_kv_heads, int head_dim, int rope_dim, float theta, int pos);
+                        Buffer& done, int n_heads, int n_kv_heads, int head_dim, int rope_dim, float theta, int pos,
+                        const L2Prefetch& prefetch = {});
   static size_t decode_partial_bytes(int n_ctx, int n_heads, int head_dim);
 
   // gate_up: [n_tok, 2 ffn] -> h: [n_tok, ffn]

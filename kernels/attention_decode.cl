@@ -83,11 +83,13 @@ inline void kv_batch_load(KvBatch* kv, __global const KV_T* k_head, __global con
 // k_cache, v_cache: [ctx, kv_dim] (KV_T); this token's k, v are written at row pos.
 // out: [q_dim] f32.  partial: [n_heads, n_splits, head_dim + 2] f32 scratch.
 // done: [n_heads] int, zero between calls (the merging work-group resets it).
+// pf / pf_bytes: what the work-groups prefetch into L2 as they finish (common.cl prefetch_l2).
 // NDRange: (n_heads * n_splits * WG), local (WG). Requires head_dim <= 128 (= WG), head_dim even.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attention_decode(__global const float* qkv, __global KV_T* k_cache, __global KV_T* v_cache,
                       __global float* out, __global float* partial, __global volatile int* done, int n_heads,
-                      int n_kv_heads, int head_dim, int rope_dim, float theta, int pos, int n_splits, float scale) {
+                      int n_kv_heads, int head_dim, int rope_dim, float theta, int pos, int n_splits, float scale,
+                      __global const uchar* pf, int pf_bytes) {
   __local float scratch[WG];
   __local float wacc[WARPS * 128];
   __local int is_last;
@@ -282,4 +284,5 @@ void attention_decode(__global const float* qkv, __global KV_T* k_cache, __globa
     if (last && lid < head_dim) out[h * head_dim + lid] = value / total;
     if (last && lid == 0) done[h] = 0;
   }
+  prefetch_l2(pf, pf_bytes);
 }

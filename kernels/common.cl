@@ -141,4 +141,23 @@ inline float8 half8_bits_to_float8(uint4 b) {
                   half2_bits_to_float2(b.w));
 }
 
+// Decode's L2 prefetch: the last PF_GROUPS work-groups of the grid (all of a persistent one) request the
+// first `bytes` of p (the next kernel's weights) into L2 as they finish, 128-byte lines spread over their
+// work-items, so the memory keeps streaming through this kernel's tail and the launch gap. Call at the
+// end of the kernel; bytes 0 (or a device without inline PTX): nothing.
+#ifndef PF_GROUPS
+#define PF_GROUPS 264
+#endif
+inline void prefetch_l2(__global const uchar* p, int bytes) {
+#if QUILL_PTX
+  const int n_groups = get_num_groups(0) < PF_GROUPS ? (int)get_num_groups(0) : PF_GROUPS;
+  const int g = (int)get_group_id(0) - ((int)get_num_groups(0) - n_groups);  // < 0: not one of them
+  if (g >= 0 && get_group_id(1) == 0) {
+    const size_t step = (size_t)n_groups * get_local_size(0) * 128;
+    for (size_t i = ((size_t)g * get_local_size(0) + get_local_id(0)) * 128; i < (size_t)bytes; i += step)
+      asm volatile("prefetch.global.L2 [%0];" : : "l"(p + i));
+  }
+#endif
+}
+
 #endif  // QUILL_COMMON_CL

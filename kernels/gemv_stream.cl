@@ -167,13 +167,14 @@ __attribute__((always_inline)) inline void gs_chunk(
   }
 
 // codes / lut / scales / absmax2 / dq_lut / dq_offset / x / y / norm_w / eps: as matmul_lut (one
-// token; 4-bit tables per tensor only, lut_stride 0). cols <= GS_MAX_COLS.
+// token; 4-bit tables per tensor only, lut_stride 0). cols <= GS_MAX_COLS. pf / pf_bytes: prefetch_l2.
 // NDRange: global (G * WG_SIZE), local (WG_SIZE), any G >= 1 (the host picks a few per SM).
 __kernel __attribute__((reqd_work_group_size(WG_SIZE, 1, 1)))
 void gemv_stream(__global const uint4* codes, int row_words, __global const float* lut, int lut_stride,
                  __global const uchar* scales, __global const float* absmax2, __global const float* dq_lut,
                  float dq_offset, int blocks_per_row, int block_shift, __global const float* x, __global float* y,
-                 int rows, int cols, int n_tok, int accumulate, __global const float* norm_w, float eps) {
+                 int rows, int cols, int n_tok, int accumulate, __global const float* norm_w, float eps,
+                 __global const uchar* pf, int pf_bytes) {
 #if LUT_DP4A
   __local uint4 xlo[GS_GROUPS];      // [groups] int8 x words 0..3 of each group (dp4a_x.cl order)
 #if LUT_BITS == 4
@@ -257,4 +258,5 @@ void gemv_stream(__global const uint4* codes, int row_words, __global const floa
         sb[p][j] = sn[p][j];
       }
   }
+  prefetch_l2(pf, pf_bytes);
 }

@@ -28,10 +28,12 @@ typedef uint4 WRAW;  // 8 fp16 bit patterns; needs a 16-byte-aligned row (w_stri
 
 // W: [rows, w_stride] W_T (row-major, w_stride >= cols)   x: [n_tok, cols] f32 ([n_tok, 2 cols] with
 // SwiGLU)   y: [n_tok, rows] f32; accumulate != 0: y += x W^T.   norm_w: [cols], eps (RMSNorm only)
+// pf / pf_bytes: what the last work-groups prefetch into L2 (common.cl prefetch_l2).
 // NDRange: global (ceil(rows / ROWS_PER_WG) * WG_SIZE, ceil(n_tok / TOK_TILE)), local (WG_SIZE, 1).
 __kernel __attribute__((reqd_work_group_size(WG_SIZE, 1, 1)))
 void matmul_f16(__global const W_T* W, __global const float* x, __global float* y, int rows, int cols, int w_stride,
-                int n_tok, int accumulate, __global const float* norm_w, float eps) {
+                int n_tok, int accumulate, __global const float* norm_w, float eps, __global const uchar* pf,
+                int pf_bytes) {
   __local float scratch[WG_SIZE];
   __local float ss_part[WARPS_PER_WG * TOK_TILE];
   __local float part[WARPS_PER_WG * ROWS_PER_WARP * TOK_TILE];
@@ -98,4 +100,5 @@ void matmul_f16(__global const W_T* W, __global const float* x, __global float* 
     }
   }
   GEMV_REDUCE_STORE(acc, ss, scratch, part, ss_part, y, row0, rows, t0, n_here, accumulate, cols, eps);
+  prefetch_l2(pf, pf_bytes);
 }

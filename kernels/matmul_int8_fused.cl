@@ -291,7 +291,7 @@ inline void fz_store_output(int c, int t, int row, int valid, const FzOutliers* 
 // nw: [cols] f32 norm weight (read for transform 1 only); Y [n_tok, rows] f32 (+= when accumulate).
 // static_amax: 0 = per-token scales, > 0 = the static activation absmax (the host passes threshold 0).
 // dbg != 0: work-group 0 also writes its xt [n_tok, cols], codes [n_tok, kpad], SCA [n_tok], the outlier
-// list [cols] and count [1] to the dbg_* buffers (tests).
+// list [cols] and count [1] to the dbg_* buffers (tests). pf / pf_bytes: common.cl prefetch_l2.
 // Host guarantees: 1 <= n_tok <= FMAX_TOK, kpad <= LCODE_BYTES, cols <= 32 * MAX_FLAG_WORDS, kpad % 16 == 0.
 // NDRange: global (G * FWG), local (FWG), any G >= 1.
 __kernel __attribute__((reqd_work_group_size(FWG, 1, 1)))
@@ -300,7 +300,7 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
                        int transform, float eps, float threshold, float static_amax, __global float* Y, int rows,
                        int cols, int kpad, int n_tok, int accumulate, int dbg, __global float* dbg_xt,
                        __global char* dbg_codes, __global float* dbg_sca, __global int* dbg_olist,
-                       __global int* dbg_ocount) {
+                       __global int* dbg_ocount, __global const uchar* pf, int pf_bytes) {
   __local uint4 lcodes4[LCODE_BYTES / 16];  // [tp, kpad] int8 codes of the current token pass
   __local uint lflags[MAX_FLAG_WORDS];      // outlier-column bitmask
   __local int lolist[OCAP];                 // outlier columns, ascending (when count <= OCAP)
@@ -601,4 +601,5 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
     }
 #endif
   }
+  prefetch_l2(pf, pf_bytes);
 }

@@ -64,6 +64,18 @@ TEST(Buffer, AccountingAndMoves) {
   EXPECT_EQ(device.allocated_bytes(), before);
 }
 
+TEST(Buffer, L2PrefetchArgumentsClampToTheBuffer) {
+  Device& device = test::test_device();
+  Buffer a(device, 1000), fallback(device, 16);
+  const L2Prefetch none;
+  EXPECT_EQ(&none.arg_buffer(fallback), &fallback);
+  EXPECT_EQ(none.arg_bytes(), 0);
+  const L2Prefetch some{&a, 10};
+  EXPECT_EQ(&some.arg_buffer(fallback), &a);
+  EXPECT_EQ((L2Prefetch{&a, 10}.arg_bytes()), 10);
+  EXPECT_EQ((L2Prefetch{&a, 5000}.arg_bytes()), 1000);  // never past the buffer's end
+}
+
 TEST(Buffer, LargerThanMaxAllocationIsOutOfMemory) {
   Device& device = test::test_device();
   try {

@@ -128,6 +128,29 @@ TEST(Session, LongDecodeMatchesPrefill) {
     ASSERT_NEAR(decode.logits()[size_t(v)], prefill.logits()[size_t(v)], 1e-4 * max_abs) << "logit " << v;
 }
 
+// Decode's L2 prefetch chain (Model::link_l2_prefetch): attention requests wo's first bytes, at most
+// $QUILL_L2_PREFETCH_MIB; a bad value is refused when the model loads. The prefetch itself changes no
+// result (the decode tests above run with it).
+TEST(Session, L2PrefetchChainAndItsSetting) {
+  ::setenv("QUILL_L2_PREFETCH_MIB", "0.001", 1);  // 1048 bytes
+  auto model = Model::synthetic("tiny", cpu_options(QuantScheme::F16));
+  for (const ModelLayer& layer : model->layers()) {
+    EXPECT_EQ(layer.attention_prefetch.bytes, 1048u);
+    EXPECT_EQ(layer.attention_prefetch.buffer, layer.wo->l2_head(1048).buffer);
+    ASSERT_NE(layer.attention_prefetch.buffer, nullptr);
+  }
+  ::setenv("QUILL_L2_PREFETCH_MIB", "lots", 1);
+  try {
+    Model::synthetic("tiny", cpu_options(QuantScheme::F16));
+    ::unsetenv("QUILL_L2_PREFETCH_MIB");
+    FAIL() << "a bad QUILL_L2_PREFETCH_MIB must be refused";
+  } catch (const Error& e) {
+    ::unsetenv("QUILL_L2_PREFETCH_MIB");
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("QUILL_L2_PREFETCH_MIB"), std::string::npos);
+  }
+}
+
 TEST(Session, RejectsBadTokensAndContextOverflow) {
   auto model = Model::synthetic("tiny", cpu_options(QuantScheme::F16));
   Session session(model, {.n_ctx = 4});
