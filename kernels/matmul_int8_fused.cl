@@ -362,8 +362,14 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
     xr[k] = v;
     acc_t[0] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
   }
-  fz_wg_reduce_tok(acc_t, 1, 0, fscr, linv);
-  const float inv0 = rsqrt(linv[0] / cols + eps);
+  // RMSNorm's sum of squares (NVIDIA: only for RMSNorm; the branch is work-group uniform).
+#if FZ_STREAM
+  if (transform == 1)
+#endif
+  {
+    fz_wg_reduce_tok(acc_t, 1, 0, fscr, linv);
+  }
+  const float inv0 = transform == 1 ? rsqrt(linv[0] / cols + eps) : 1.0f;
   acc_t[0] = 0.0f;
   int om[FZ_XR];  // outlier bits of this work-item's 4 columns
 #pragma unroll
@@ -463,29 +469,35 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
   fz_wg_reduce_tok(acc_t, n_tok, 1, fscr, lsca);  // also makes lflags visible
 
 #endif
-  // 3. The ascending outlier list (each work-item a contiguous chunk of bitmask words).
+  // 3. The ascending outlier list (each work-item a contiguous chunk of bitmask words). NVIDIA: not
+  // without a threshold (int8, static scales: no outlier columns; work-group-uniform branch).
   const int cw = (nwords + FWG - 1) / FWG;
   const int w0 = min(nwords, lid * cw), w1 = min(nwords, w0 + cw);
-  int mine = 0;
-  for (int w = w0; w < w1; ++w) mine += popcount(lflags[w]);
-  int ocount = 0;
-  const int pos0 = fz_wg_exclusive_scan(mine, iscr, &ocount);
-  int pos = pos0;
-  if (ocount <= OCAP) {
-    for (int w = w0; w < w1; ++w) {
-      uint bits = lflags[w];
-      while (bits != 0u) {
-        const int b = 31 - (int)clz(bits & (0u - bits));
-        lolist[pos++] = w * 32 + b;
-        bits &= bits - 1u;
+  int ocount = 0, pos0 = 0;
+#if FZ_STREAM
+  if (threshold > 0.0f)
+#endif
+  {
+    int mine = 0;
+    for (int w = w0; w < w1; ++w) mine += popcount(lflags[w]);
+    pos0 = fz_wg_exclusive_scan(mine, iscr, &ocount);
+    int pos = pos0;
+    if (ocount <= OCAP) {
+      for (int w = w0; w < w1; ++w) {
+        uint bits = lflags[w];
+        while (bits != 0u) {
+          const int b = 31 - (int)clz(bits & (0u - bits));
+          lolist[pos++] = w * 32 + b;
+          bits &= bits - 1u;
+        }
       }
     }
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
-  if (ocount <= OCAP) {
-    for (int e = lid; e < ocount * n_tok; e += FWG) {
-      const int t = e / ocount, o = e % ocount;
-      lox[t * OCAP + o] = fz_xt(X, nw, transform, linv[t], cols, t, lolist[o]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (ocount <= OCAP) {
+      for (int e = lid; e < ocount * n_tok; e += FWG) {
+        const int t = e / ocount, o = e % ocount;
+        lox[t * OCAP + o] = fz_xt(X, nw, transform, linv[t], cols, t, lolist[o]);
+      }
     }
   }
   if (dbg_here) {
