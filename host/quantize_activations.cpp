@@ -11,11 +11,13 @@
 namespace quill::host {
 namespace {
 constexpr int kWorkGroup = 256;
+constexpr int kFindOutliersWg = 256, kFindOutliersCols = 32;  // quantize.cl FO_WG, FO_COLS
 
 std::shared_ptr<const Program> build(Device& device) {
   // Correctly rounded division: the codes must match the CPU's round_half_even(a * 127 / s) bit for bit.
-  return device.program("quantize.cl", fmt::format("-DQWG_SIZE={} -DINLINE_TOK={} -cl-fp32-correctly-rounded-divide-sqrt",
-                                                   kWorkGroup, QuantizeActivations::kInlineTokens));
+  return device.program("quantize.cl",
+                        fmt::format("-DQWG_SIZE={} -DINLINE_TOK={} -DFO_WG={} -cl-fp32-correctly-rounded-divide-sqrt",
+                                    kWorkGroup, QuantizeActivations::kInlineTokens, kFindOutliersWg));
 }
 }  // namespace
 
@@ -44,7 +46,8 @@ void QuantizeActivations::run(const Buffer& x, int n_tok, int cols, int kpad, co
   const int use_flags = launches(n_tok, scale) == 2 ? 1 : 0;
   if (use_flags) {
     find_outliers_.args(x, int32_t(n_tok), int32_t(cols), scale.threshold, *out.flags);
-    find_outliers_.launch(device_, Range(size_t(cols)), Range(64));
+    const size_t groups = (size_t(cols) + kFindOutliersCols - 1) / kFindOutliersCols;
+    find_outliers_.launch(device_, Range(groups * kFindOutliersWg), Range(kFindOutliersWg));
   }
   rows_.args(x, int32_t(n_tok), int32_t(cols), int32_t(kpad), scale.threshold, scale.static_amax, *out.flags,
              int32_t(use_flags), *out.codes, *out.sca, *out.olist, *out.ocount);

@@ -21,19 +21,39 @@
 #define INLINE_TOK 8
 #endif
 
+#ifndef FO_WG
+#define FO_WG 256
+#endif
+#define FO_COLS 32                   // columns per work-group: one per work-item of a 32-wide group
+#define FO_GROUPS (FO_WG / FO_COLS)  // groups of work-items, which take the tokens in turn
+#define FO_CHUNK 16                  // tokens per step: their loads in flight together
+
 // A: [n_tok, cols] f32   flags: [cols] int (1 = outlier column)
-// NDRange: global (cols), any local size.
-__kernel void quantize_find_outliers(__global const float* A, int n_tok, int cols, float threshold,
-                                     __global int* flags) {
-  const int j = get_global_id(0);
-  if (j >= cols) return;
+// Work-group g: columns FO_COLS g ..; its FO_GROUPS groups take chunks of FO_CHUNK tokens in turn (a row
+// of the chunk is one coalesced FO_COLS-float load per group), each stopping at its first outlier; the
+// groups' findings are OR-ed through local memory. (One work-item per column over all tokens left most
+// SMs idle: 45 us per call at 512 x 4096 on the H100.)
+// NDRange: global (ceil(cols / FO_COLS) * FO_WG), local (FO_WG).
+__kernel __attribute__((reqd_work_group_size(FO_WG, 1, 1)))
+void quantize_find_outliers(__global const float* A, int n_tok, int cols, float threshold, __global int* flags) {
+  __local int found[FO_WG];
+  const int lid = get_local_id(0), c = lid % FO_COLS, grp = lid / FO_COLS;
+  const int j = get_group_id(0) * FO_COLS + c;
   int out = 0;
-  for (int i0 = 0; i0 < n_tok && !out; i0 += 16) {  // 16 tokens' loads in flight, then the early exit
+  if (j < cols) {
+    for (int i0 = grp * FO_CHUNK; i0 < n_tok && !out; i0 += FO_GROUPS * FO_CHUNK) {
 #pragma unroll
-    for (int u = 0; u < 16; ++u)
-      if (i0 + u < n_tok) out |= fabs(A[(size_t)(i0 + u) * cols + j]) >= threshold;
+      for (int u = 0; u < FO_CHUNK; ++u)
+        if (i0 + u < n_tok) out |= fabs(A[(size_t)(i0 + u) * cols + j]) >= threshold;
+    }
   }
-  flags[j] = out;
+  found[lid] = out;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (grp == 0 && j < cols) {
+    int any = 0;
+    for (int g = 0; g < FO_GROUPS; ++g) any |= found[g * FO_COLS + c];
+    flags[j] = any;
+  }
 }
 
 inline int is_outlier_col(__global const float* A, int n_tok, int cols, float threshold,

@@ -67,6 +67,18 @@ TEST(QuantizeActivationsInt8, TiesRoundHalfEven) {
   EXPECT_EQ(ref.ca[8 + 1], 0);  // 1 * 127 / 254 = 0.5 -> 0
 }
 
+// Outliers that only late tokens have, in columns past the first 32-column block and in the last partial
+// one (quantize_find_outliers splits the tokens over groups of work-items, each stopping early).
+TEST(QuantizeActivationsInt8, OutliersOnlyInLateTokens) {
+  std::mt19937_64 rng(test::test_seed() + 11);
+  MatrixF32 x{300, 1001, test::random_floats(rng, size_t(300) * 1001, -2.0f, 2.0f)};
+  x.row(299)[777] = 9.0f;    // the last token only
+  x.row(150)[1000] = -6.0f;  // the last column, exactly the threshold
+  x.row(131)[33] = 6.5f;
+  check_against_cpu(x, 6.0f, "late tokens");
+  EXPECT_EQ(quantize_activations_int8(x, 6.0f).outliers, (std::vector<int32_t>{33, 777, 1000}));
+}
+
 // Every column is an outlier: SCA 0, all codes 0 (no NaN).
 TEST(QuantizeActivationsInt8, AllOutlierRow) {
   MatrixF32 x{1, 17, std::vector<float>(17)};
@@ -78,7 +90,8 @@ TEST(QuantizeActivationsInt8, AllOutlierRow) {
 INSTANTIATE_TEST_SUITE_P(Shapes, QuantizeActivationsInt8Test,
                          ::testing::Values(QShape{1, 17, 0}, QShape{1, 17, 6}, QShape{3, 64, 0}, QShape{3, 64, 6},
                                            QShape{17, 172, 6}, QShape{9, 172, 6}, QShape{8, 172, 6},
-                                           QShape{64, 4096, 0}, QShape{64, 4096, 6}, QShape{1, 4096, 6}),
+                                           QShape{64, 4096, 0}, QShape{64, 4096, 6}, QShape{1, 4096, 6},
+                                           QShape{300, 1001, 6}),
                          [](const auto& info) {
                            const QShape& s = info.param;
                            return "t" + std::to_string(s.n_tok) + "_c" + std::to_string(s.cols) +
