@@ -141,6 +141,14 @@ inline float8 half8_bits_to_float8(uint4 b) {
                   half2_bits_to_float2(b.w));
 }
 
+// Advances a streaming cursor (item, chunk) by one chunk: past the item's last chunk, to chunk 0 of the
+// item `step` further on (the streaming GEMVs: gemv_stream.cl, matmul_int8_fused.cl).
+#define STREAM_CURSOR_NEXT(item, chunk, chunks, step) \
+  if (++(chunk) == (chunks)) {                         \
+    (chunk) = 0;                                       \
+    (item) += (step);                                  \
+  }
+
 // Decode's L2 prefetch: the last PF_GROUPS work-groups of the grid (all of a persistent one) request the
 // first `bytes` of p (the next kernel's weights) into L2 as they finish, 128-byte lines spread over their
 // work-items, so the memory keeps streaming through this kernel's tail and the launch gap. Call at the

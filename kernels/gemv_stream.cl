@@ -79,10 +79,7 @@ inline float scale_value(uint bits, __global const float* absmax2, __global cons
         q[p_][j_] = codes[(size_t)r_ * row_words + u_];                                             \
         if (u_ * CODES_PER_UINT4 < cols) sb[p_][j_] = scale_bits(scales, GS_BLOCK(r_, u_));         \
       }                                                                                             \
-      if (++load_chunk == chunks) {                                                                 \
-        load_chunk = 0;                                                                             \
-        load_set += grid_warps;                                                                     \
-      }                                                                                             \
+      STREAM_CURSOR_NEXT(load_set, load_chunk, chunks, grid_warps)                                  \
     }                                                                                               \
   }
 

@@ -191,16 +191,13 @@ inline void fz_load_chunk(uint4 dst[RPW][4], __global const char* CB, int task, 
       if (u_ < nv) {                                                                                \
         _Pragma("unroll") for (int r_ = 0; r_ < RPW; ++r_) q[p_][r_] = w_[(size_t)r_ * nv + u_];    \
       }                                                                                             \
-      if (++load_chunk == chunks) {                                                                 \
-        load_chunk = 0;                                                                             \
-        load_task += FWARPS;                                                                        \
-      }                                                                                             \
+      STREAM_CURSOR_NEXT(load_task, load_chunk, chunks, FWARPS)                                     \
     }                                                                                               \
   }
 
 // Computes the FZ_PIPE chunks in q against the token's codes, advancing the compute cursor (task, chunk);
 // at the end of a task, stores the int8 part of its RPW outputs and clears acc (the outlier part is added
-// after the stream: fz_add_outlier_parts; keeping it out of this unrolled block keeps the loop small).
+// after the stream, kernel step 5; keeping it out of this unrolled block keeps the loop small).
 #define FZ_COMPUTE_BLOCK(q)                                                                         \
   _Pragma("unroll") for (int p_ = 0; p_ < FZ_PIPE; ++p_) {                                          \
     if (task < task_end) {                                                                          \
