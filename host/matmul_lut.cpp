@@ -161,7 +161,7 @@ void MatmulLut::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, 
          int32_t(w.blocks_per_row), int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok),
          int32_t(accumulate ? 1 : 0), or_dummy(input.norm_w, dummy_), input.eps);
   if (stream) {
-    k.set_arg(18, prefetch.arg_buffer(dummy_));
+    k.set_arg(18, prefetch.arg_buffer(dummy_));  // gemv_stream's pf, pf_bytes (after matmul_lut's arguments)
     k.set_arg(19, prefetch.arg_bytes());
     // A persistent grid: every warp needs a row; a few work-groups per compute unit keep the loads going.
     const int warps = tuning_.stream_work_group / kLanes, rows_per_set = stream_rows();
