@@ -94,8 +94,8 @@ GemvTuning GemvTuning::current(bool inline_ptx) {
   t.rows_per_warp = std::max(1, env_int("QUILL_GEMV_ROWS", t.rows_per_warp));
   t.work_group = std::max(32, env_int("QUILL_GEMV_WG", t.work_group)) / 32 * 32;
   t.stream = env_int("QUILL_GEMV_STREAM", inline_ptx ? 1 : 0) != 0 && inline_ptx;
-  t.stream_work_group = std::clamp(env_int("QUILL_GEMV_STREAM_WG", t.stream_work_group), 32, 1024) / 32 * 32;
-  t.stream_groups_per_cu = std::max(1, env_int("QUILL_GEMV_STREAM_WGS", t.stream_groups_per_cu));
+  t.stream_work_group = std::clamp(env_int("QUILL_GEMV_STREAM_WG", t.stream_work_group), 0, 1024) / 32 * 32;
+  t.stream_groups_per_cu = std::max(0, env_int("QUILL_GEMV_STREAM_WGS", t.stream_groups_per_cu));
   t.stream_rows = std::clamp(env_int("QUILL_GEMV_STREAM_ROWS", t.stream_rows), 0, 8);
   t.stream_pipe = std::clamp(env_int("QUILL_GEMV_STREAM_PIPE", t.stream_pipe), 0, 16);
   return t;
@@ -125,7 +125,7 @@ Kernel& MatmulLut::stream_kernel(int input_kind) {
   auto it = stream_kernels_.find(input_kind);
   if (it == stream_kernels_.end()) {
     GemvTuning tn = tuning_;
-    tn.work_group = tuning_.stream_work_group;
+    tn.work_group = stream_wg();
     const bool dp4a = stream_dp4a();
     const std::string options =
         build_options(tn, bits_, scale_, 1, arith_, input_kind) +
@@ -164,11 +164,11 @@ void MatmulLut::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, 
     k.set_arg(18, prefetch.arg_buffer(dummy_));  // gemv_stream's pf, pf_bytes (after matmul_lut's arguments)
     k.set_arg(19, prefetch.arg_bytes());
     // A persistent grid: every warp needs a row; a few work-groups per compute unit keep the loads going.
-    const int warps = tuning_.stream_work_group / kLanes, rows_per_set = stream_rows();
+    const int wg = stream_wg(), warps = wg / kLanes, rows_per_set = stream_rows();
     const size_t sets = (size_t(w.rows) + rows_per_set - 1) / rows_per_set;
     const size_t groups = std::min<size_t>((sets + warps - 1) / warps,
-                                           size_t(device_.info().compute_units) * tuning_.stream_groups_per_cu);
-    k.launch(device_, Range(groups * tuning_.stream_work_group), Range(tuning_.stream_work_group), event);
+                                           size_t(device_.info().compute_units) * stream_wgs());
+    k.launch(device_, Range(groups * wg), Range(wg), event);
     return;
   }
   launch(device_, k, tuning_, tile, w, n_tok, event);

@@ -41,11 +41,12 @@ struct GemvTuning {
   // work-groups of stream_work_group per compute unit; each warp streams row sets of stream_rows rows
   // with stream_pipe uint4 per lane and row in flight) instead of matmul_lut.cl, for every format but
   // per-row k-means tables and rows wider than its x staging. 0 = the default of the format, measured
-  // on the H100 (docs/PERFORMANCE.md; dp4a: 1 row, pipe 4; tables: 4 rows, pipe 1).
-  // $QUILL_GEMV_STREAM=0|1, $QUILL_GEMV_STREAM_WG / _WGS / _ROWS / _PIPE override.
+  // on the H100 (docs/PERFORMANCE.md; int4: 1 work-group of 512 per SM, q8_0: 2 of 256, both 1 row, pipe
+  // 4; tables: 2 of 256, 4 rows, pipe 1). $QUILL_GEMV_STREAM=0|1, $QUILL_GEMV_STREAM_WG / _WGS / _ROWS /
+  // _PIPE override.
   bool stream = false;
-  int stream_work_group = 256;
-  int stream_groups_per_cu = 2;
+  int stream_work_group = 0;
+  int stream_groups_per_cu = 0;
   int stream_rows = 0;
   int stream_pipe = 0;
   static GemvTuning current(bool inline_ptx = false);
@@ -108,6 +109,13 @@ class MatmulLut {
   Kernel& stream_kernel(int input_kind);
   bool stream_dp4a() const { return arith_ && tuning_.dp4a; }
   int stream_rows() const { return tuning_.stream_rows > 0 ? tuning_.stream_rows : stream_dp4a() ? 1 : 4; }
+  bool stream_one_wide_group() const { return stream_dp4a() && bits_ == 4; }  // int4: 512 x 1 per SM
+  int stream_wg() const {
+    return tuning_.stream_work_group > 0 ? tuning_.stream_work_group : stream_one_wide_group() ? 512 : 256;
+  }
+  int stream_wgs() const {
+    return tuning_.stream_groups_per_cu > 0 ? tuning_.stream_groups_per_cu : stream_one_wide_group() ? 1 : 2;
+  }
   int stream_pipe() const { return tuning_.stream_pipe > 0 ? tuning_.stream_pipe : stream_dp4a() ? 4 : 1; }
   Device& device_;
   int bits_;
