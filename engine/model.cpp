@@ -288,8 +288,8 @@ void Model::link_l2_prefetch() {
   for (size_t l = 0; l < layers_.size(); ++l) {
     ModelLayer& layer = layers_[l];
     Linear& next_qkv = l + 1 < layers_.size() ? *layers_[l + 1].qkv : *output_;
-    layer.qkv->set_l2_prefetch(layer.wo->l2_head(bytes));
-    layer.attention_prefetch = layer.wo->l2_head(bytes);
+    layer.attention_prefetch = layer.wo->l2_head(bytes);  // attention runs between qkv and wo
+    layer.qkv->set_l2_prefetch(layer.attention_prefetch);
     layer.wo->set_l2_prefetch(layer.gate_up->l2_head(bytes));
     layer.gate_up->set_l2_prefetch(layer.down->l2_head(bytes));
     layer.down->set_l2_prefetch(next_qkv.l2_head(bytes));

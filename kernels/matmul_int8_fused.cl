@@ -315,18 +315,14 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
   const int G = get_num_groups(0), g = get_group_id(0);
   const int task0 = (int)(((long)ntasks * g) / G), task1 = (int)(((long)ntasks * (g + 1)) / G);
 #ifdef FZ_NO_STREAM  // measurement only ($QUILL_INT8_FUSED_DEFS=-DFZ_NO_STREAM): the prologue alone
-  const int iters = 0;
-#else
-  const int iters = (task1 - task0 + FWARPS - 1) / FWARPS;
-#endif
-  const int nv = kpad / 16;
-#if FZ_STREAM
-  // The first block of this warp's chunks, requested before the prologue.
-#ifdef FZ_NO_STREAM
   const int task_end = task0;
 #else
   const int task_end = task1;
 #endif
+  const int iters = (task_end - task0 + FWARPS - 1) / FWARPS;
+  const int nv = kpad / 16;
+#if FZ_STREAM
+  // The first block of this warp's chunks, requested before the prologue.
   const int chunks = (nv + QUILL_LANES - 1) / QUILL_LANES;  // uint4 per lane and row
   int load_task = task0 + warp, load_chunk = 0;
   uint4 q[FZ_PIPE][RPW];
