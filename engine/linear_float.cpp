@@ -31,20 +31,26 @@ class LinearFloat final : public Linear {
     return gemv_fuses(transform, n_tok, fuse_norm_);
   }
 
-  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&,
+  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws,
            const InputTransform& transform) override {
     std::lock_guard<std::mutex> lock(launch_mutex_);
     const host::FusedInput input = fused_input(transform);
-    if (gemm_ && n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone)  // prefill: tiled GEMM
-      gemm_->run_f16(weights_, int(stride_), x, y, int(rows()), int(cols()), n_tok, accumulate);
-    else
+    if (uses_gemm(n_tok, input)) {  // prefill: tiled GEMM
+      gemm_->run_f16(weights_, int(stride_), x, y, int(rows()), int(cols()), n_tok, accumulate,
+                     gemm_scratch(ws, *gemm_, n_tok, int(cols()), 0));
+    } else
       matmul_.run(weights_, x, y, int(rows()), int(cols()), int(stride_), n_tok, accumulate, nullptr, input,
                   n_tok == 1 ? l2_prefetch_ : host::L2Prefetch{});
   }
   uint64_t weight_bytes() const override { return weights_.bytes(); }
+  int launches_per_forward(int n_tok) const override { return uses_gemm(n_tok, {}) ? gemm_->launches() : 1; }
   host::L2Prefetch l2_head(size_t bytes) const override { return {&weights_, std::min(bytes, weights_.bytes())}; }
 
  private:
+  bool uses_gemm(int n_tok, const host::FusedInput& input) const {
+    return gemm_ && n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone;
+  }
+
   template <typename T>
   static std::vector<T> padded_rows(const std::vector<T>& w, int64_t rows, int64_t cols, int64_t stride) {
     if (stride == cols) return w;

@@ -1,9 +1,10 @@
 // The input transforms that the weight-only GEMV kernels (matmul_f16.cl, matmul_lut.cl) apply as they
-// load x: which ones a Linear fuses, and the launcher's description of one. Shared by linear_float.cpp
-// and linear_lut.cpp.
+// load x: which ones a Linear fuses, and the launcher's description of one; and the session scratch of
+// the prefill GEMM (host::GemmDequant). Shared by linear_float.cpp and linear_lut.cpp.
 #pragma once
 
 #include "engine/linear.hpp"
+#include "host/gemm_dequant.hpp"
 #include "host/matmul_lut.hpp"
 
 namespace quill {
@@ -20,6 +21,13 @@ inline host::FusedInput fused_input(const InputTransform& t) {
   if (t.kind == InputTransform::Kind::kRmsNorm) f = {host::FusedInput::kRmsNorm, t.norm_weight, t.eps};
   if (t.kind == InputTransform::Kind::kSwiGlu) f.kind = host::FusedInput::kSwiGlu;
   return f;
+}
+
+// The prefill GEMM's scratch for its converted x, shared by every Linear of the session.
+inline host::GemmInputScratch gemm_scratch(Workspace& ws, const host::GemmDequant& gemm, int n_tok, int cols,
+                                           int row_words) {
+  return {&ws.get(nullptr, Workspace::kGemmInputSlot, gemm.input_scratch_bytes(n_tok, cols, row_words)),
+          &ws.get(nullptr, Workspace::kGemmInputScaleSlot, gemm.input_scale_bytes(n_tok, cols, row_words))};
 }
 
 }  // namespace quill

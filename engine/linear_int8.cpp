@@ -11,6 +11,7 @@
 
 #include "engine/error.hpp"
 #include "engine/linear_factories.hpp"
+#include "engine/log.hpp"
 #include "engine/quantize_int8.hpp"
 #include "host/matmul_int8.hpp"
 #include "host/quantize_activations.hpp"
@@ -74,6 +75,12 @@ class LinearInt8 final : public Linear {
         &ws.get(this, 4, 4),                              // ocount [1] int
     };
     quantize_.run(x, n_tok, int(cols()), int(kpad_), act_, a);
+    if (act_.threshold > 0.0f && log_level() >= LogLevel::kDebug) {  // a sync per call: debugging only
+      int32_t count = 0;
+      a.ocount->read(&count, sizeof(count));
+      log_debug("llm-int8 [{} x {}], {} tokens: {} outlier columns ({} kept in fp16)", rows(), cols(), n_tok, count,
+                n16_);
+    }
     matmul_.run(weights(), x, a, y, n_tok, accumulate);
   }
 

@@ -117,19 +117,24 @@ class LinearLut final : public Linear {
     return gemv_fuses(transform, n_tok, fuse_norm_ || lut_kernel_->streams(w_, n_tok));
   }
 
-  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace&,
+  void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws,
            const InputTransform& transform) override {
     std::lock_guard<std::mutex> lock(launch_mutex_);
     const host::FusedInput input = fused_input(transform);
-    if (gemm_ && n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone)  // prefill: the tiled GEMM
-      gemm_->run(w_, x, y, n_tok, accumulate);
-    else
+    if (uses_gemm(n_tok, input)) {  // prefill: the tiled GEMM
+      gemm_->run(w_, x, y, n_tok, accumulate, gemm_scratch(ws, *gemm_, n_tok, w_.cols, w_.row_words));
+    } else
       lut_kernel_->run(w_, x, y, n_tok, accumulate, nullptr, input, n_tok == 1 ? l2_prefetch_ : host::L2Prefetch{});
   }
   uint64_t weight_bytes() const override { return bytes_; }
+  int launches_per_forward(int n_tok) const override { return uses_gemm(n_tok, {}) ? gemm_->launches() : 1; }
   host::L2Prefetch l2_head(size_t bytes) const override { return {&codes_, std::min(bytes, codes_.bytes())}; }
 
  private:
+  bool uses_gemm(int n_tok, const host::FusedInput& input) const {
+    return gemm_ && n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone;
+  }
+
   bool arith_codes_ = false;  // int4 / q8_0: the code is the value (no table lookup)
   bool fuse_norm_ = false;    // host::fuse_rmsnorm
   host::Buffer codes_;    // [rows, row_words] uint4

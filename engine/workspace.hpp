@@ -20,6 +20,8 @@ class Workspace {
 
   // Slots with owner nullptr shared by every Linear of the session.
   static constexpr int kTransformedInputSlot = 1;
+  static constexpr int kGemmInputSlot = 2;       // the prefill GEMM's converted x (host::GemmDequant)
+  static constexpr int kGemmInputScaleSlot = 3;  // and its block scales
 
   // A buffer of at least `bytes` for (owner, slot); contents are unspecified.
   host::Buffer& get(const void* owner, int slot, size_t bytes) {

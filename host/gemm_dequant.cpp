@@ -12,24 +12,24 @@ namespace quill::host {
 namespace {
 
 constexpr int kBlockRows = 128;  // BN in the kernel
+constexpr int kBlockTokens = 128;  // BM on the tensor-core path
+constexpr int kStep = 32;        // KS: columns per K step
 
 const Buffer& or_dummy(const Buffer* b, const Buffer& dummy) { return b && !b->empty() ? *b : dummy; }
 
-// Work-group shape of kernels/gemm_dequant.cl: 256 work-items x 128 tokens on the tensor-core path,
-// 128 x 64 on the portable one.
-void launch(Device& device, Kernel& k, int rows, int n_tok, Event* event) {
-  const bool mma = device.info().inline_ptx;
-  const size_t threads = mma ? 256 : 128, block_tokens = mma ? 128 : 64;
-  const size_t groups = (size_t(rows) + kBlockRows - 1) / kBlockRows;
-  const size_t tok_groups = (size_t(n_tok) + block_tokens - 1) / block_tokens;
-  k.launch(device, Range(groups * threads, tok_groups), Range(threads, 1), event);
+bool env_is(const char* name, std::string_view value) {
+  const char* v = std::getenv(name);
+  return v && std::string_view(v) == value;
 }
 
 }  // namespace
 
 bool GemmDequant::used_on(const DeviceInfo& info) {
-  const char* opt_in = std::getenv("QUILL_GEMM_DEQUANT");
-  return supported_on(info) && !(opt_in && std::string_view(opt_in) == "0");
+  return supported_on(info) && !env_is("QUILL_GEMM_DEQUANT", "0");
+}
+
+bool GemmDequant::int8_core_on(const DeviceInfo& info) {
+  return info.inline_ptx && info.sm_version >= 80 && !env_is("QUILL_GEMM_INT8", "0");
 }
 
 int GemmDequant::min_tokens() {
@@ -41,14 +41,78 @@ GemmDequant::GemmDequant(Device& device, Format format, LutScale scale, bool ari
     : device_(device),
       format_(format),
       scale_(scale),
-      kernel_(device.program("gemm_dequant.cl",
-                             fmt::format("-DWFMT={} -DSCALE_KIND={} -DLUT_ARITH={} -DLUT_LINEAR={}", int(format),
-                                         int(scale), format == Format::kLut4 && arith ? 1 : 0,
-                                         format == Format::kLut8 && arith ? 1 : 0)),
-              "gemm_dequant"),
-      dummy_(device, 1024) {}
+      tensor_cores_(device.info().inline_ptx),
+      int8_core_(int8_core_on(device.info()) && arith && format != Format::kF16 && scale != LutScale::kNone),
+      dummy_(device, 1024) {
+  if (int8_core_) {
+    auto program = device.program("gemm_int8_blocks.cl", fmt::format("-DWFMT={} -DSCALE_KIND={}", int(format), int(scale)));
+    kernel_ = Kernel(program, "gemm_int8_blocks");
+    convert_ = Kernel(program, "gemm_quantize_x");
+    return;
+  }
+  auto program = device.program("gemm_dequant.cl",
+                                fmt::format("-DWFMT={} -DSCALE_KIND={} -DLUT_ARITH={} -DLUT_LINEAR={}", int(format),
+                                            int(scale), format == Format::kLut4 && arith ? 1 : 0,
+                                            format == Format::kLut8 && arith ? 1 : 0));
+  kernel_ = Kernel(program, "gemm_dequant");
+  if (tensor_cores_) convert_ = Kernel(program, "gemm_x_to_f16");
+}
 
-void GemmDequant::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event) {
+int GemmDequant::k_columns(int cols, int row_words) const {
+  if (format_ == Format::kF16) return (cols + kStep - 1) / kStep * kStep;
+  return row_words * (format_ == Format::kLut4 ? 32 : 16);  // whole uint4 of codes = whole K steps
+}
+
+size_t GemmDequant::input_scratch_bytes(int n_tok, int cols, int row_words) const {
+  if (!tensor_cores_) return 0;
+  const size_t tok_pad = (size_t(n_tok) + kBlockTokens - 1) / kBlockTokens * kBlockTokens;
+  return tok_pad * size_t(k_columns(cols, row_words)) * (int8_core_ ? 1 : 2);
+}
+
+size_t GemmDequant::input_scale_bytes(int n_tok, int cols, int row_words) const {
+  if (!int8_core_) return 0;
+  const size_t tok_pad = (size_t(n_tok) + kBlockTokens - 1) / kBlockTokens * kBlockTokens;
+  return tok_pad * size_t(k_columns(cols, row_words) / kStep) * 4;
+}
+
+void GemmDequant::launch(uint32_t next, const Buffer& x, Buffer& y, int rows, int cols, int row_words, int n_tok,
+                         bool accumulate, const GemmInputScratch& scratch, Event* event) {
+  if (tensor_cores_) {
+    const int ld = k_columns(cols, row_words);
+    const size_t tok_pad = (size_t(n_tok) + kBlockTokens - 1) / kBlockTokens * kBlockTokens;
+    if (!scratch.data || scratch.data->bytes() < input_scratch_bytes(n_tok, cols, row_words) ||
+        (int8_core_ && (!scratch.scales || scratch.scales->bytes() < input_scale_bytes(n_tok, cols, row_words))))
+      fail(ErrorKind::kInternal, "gemm_dequant: x scratch too small for n_tok={} cols={}", n_tok, cols);
+    if (int8_core_) {
+      if (ld % 64 != 0) fail(ErrorKind::kInternal, "gemm_int8_blocks: K extent {} is not whole stages of 64", ld);
+      convert_.args(x, int32_t(n_tok), int32_t(cols), *scratch.data, *scratch.scales, int32_t(ld));
+      convert_.launch(device_, Range(tok_pad * size_t(ld / kStep)), Range(64));
+      kernel_.set_arg(next++, *scratch.data);
+      kernel_.set_arg(next++, *scratch.scales);
+    } else {
+      convert_.args(x, int32_t(n_tok), int32_t(cols), *scratch.data, int32_t(ld));
+      convert_.launch(device_, Range(tok_pad * size_t(ld / 4)), Range(256));
+      kernel_.set_arg(next++, *scratch.data);
+    }
+    kernel_.set_arg(next++, int32_t(ld));
+  } else {
+    kernel_.set_arg(next++, x);
+  }
+  kernel_.set_arg(next++, y);
+  kernel_.set_arg(next++, int32_t(rows));
+  kernel_.set_arg(next++, int32_t(cols));
+  kernel_.set_arg(next++, int32_t(n_tok));
+  kernel_.set_arg(next++, int32_t(accumulate ? 1 : 0));
+  // Work-groups: 256 work-items x 128 rows x 128 tokens on the tensor-core paths, 128 x 128 x 64 on the
+  // portable one.
+  const size_t threads = tensor_cores_ ? 256 : 128, block_tokens = tensor_cores_ ? kBlockTokens : 64;
+  const size_t groups = (size_t(rows) + kBlockRows - 1) / kBlockRows;
+  const size_t tok_groups = (size_t(n_tok) + block_tokens - 1) / block_tokens;
+  kernel_.launch(device_, Range(groups * threads, tok_groups), Range(threads, 1), event);
+}
+
+void GemmDequant::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate,
+                      const GemmInputScratch& scratch, Event* event) {
   if (format_ == Format::kF16) fail(ErrorKind::kInternal, "gemm_dequant: fp16 weights go through run_f16");
   const int tile_cols = format_ == Format::kLut4 ? 1024 : 512;
   if (w.rows <= 0 || w.cols <= 0 || n_tok <= 0 || w.scale != scale_ || !w.codes || w.row_words % 32 != 0 ||
@@ -57,23 +121,28 @@ void GemmDequant::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok
   if (x.bytes() < size_t(n_tok) * w.cols * 4 || y.bytes() < size_t(n_tok) * w.rows * 4)
     fail(ErrorKind::kInternal, "gemm_dequant: x or y too small for rows={} cols={} n_tok={}", w.rows, w.cols, n_tok);
   const int block_shift = scale_ == LutScale::kNone ? 0 : std::countr_zero(unsigned(w.block));
+  if (int8_core_) {
+    if (w.block < kStep) fail(ErrorKind::kInternal, "gemm_int8_blocks: block {} < {}", w.block, kStep);
+    kernel_.args(*w.codes, int32_t(w.row_words), or_dummy(w.scales, dummy_), or_dummy(w.absmax2, dummy_),
+                 or_dummy(w.dq_lut, dummy_), w.dq_offset, int32_t(w.blocks_per_row), int32_t(block_shift));
+    launch(8, x, y, w.rows, w.cols, w.row_words, n_tok, accumulate, scratch, event);
+    return;
+  }
   kernel_.args(*w.codes, int32_t(w.row_words), or_dummy(w.lut, dummy_), int32_t(w.lut_stride),
                or_dummy(w.scales, dummy_), or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset,
-               int32_t(w.blocks_per_row), int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols),
-               int32_t(n_tok), int32_t(accumulate ? 1 : 0));
-  launch(device_, kernel_, w.rows, n_tok, event);
+               int32_t(w.blocks_per_row), int32_t(block_shift));
+  launch(10, x, y, w.rows, w.cols, w.row_words, n_tok, accumulate, scratch, event);
 }
 
 void GemmDequant::run_f16(const Buffer& w, int w_stride, const Buffer& x, Buffer& y, int rows, int cols, int n_tok,
-                          bool accumulate, Event* event) {
+                          bool accumulate, const GemmInputScratch& scratch, Event* event) {
   if (format_ != Format::kF16 || rows <= 0 || cols <= 0 || n_tok <= 0 || w_stride < cols || w_stride % 8 != 0 ||
       w.bytes() < size_t(rows) * w_stride * 2 || x.bytes() < size_t(n_tok) * cols * 4 ||
       y.bytes() < size_t(n_tok) * rows * 4)
     fail(ErrorKind::kInternal, "gemm_dequant: bad fp16 GEMM rows={} cols={} stride={} n_tok={}", rows, cols, w_stride,
          n_tok);
-  kernel_.args(w, int32_t(w_stride / 8), dummy_, int32_t(0), dummy_, dummy_, dummy_, 0.0f, int32_t(0), int32_t(0), x,
-               y, int32_t(rows), int32_t(cols), int32_t(n_tok), int32_t(accumulate ? 1 : 0));
-  launch(device_, kernel_, rows, n_tok, event);
+  kernel_.args(w, int32_t(w_stride / 8), dummy_, int32_t(0), dummy_, dummy_, dummy_, 0.0f, int32_t(0), int32_t(0));
+  launch(10, x, y, rows, cols, 0, n_tok, accumulate, scratch, event);
 }
 
 }  // namespace quill::host

@@ -8,9 +8,11 @@
 // columns for every format.
 //  - NVIDIA (QUILL_PTX): 256 work-items (8 warps), output tile BN = 128 weight rows x BM = 128 tokens,
 //    K steps of 32; W and x tiles in fp16, mma.sync.m16n8k16 (f16 x f16 -> f32) via inline PTX, each
-//    warp 64 rows x 32 tokens. Two local stages and two register stages: a step's codes and x are
-//    loaded two steps ahead, decoded into the free stage while the tensor cores work on the other,
-//    one barrier per step. Two work-items decode each row (16 K values each).
+//    warp 64 rows x 32 tokens. x arrives already in fp16, padded (gemm_x_to_f16, one pass per call):
+//    half the bytes of fp32 per tile and no conversion in the loop. Two local stages and two register
+//    stages: a step's codes and x are loaded two steps ahead, decoded into the free stage while the
+//    tensor cores work on the other, one barrier per step. Two work-items decode each row (16 K values
+//    each).
 //  - portable: 128 work-items, tile 128 rows x 64 tokens, K steps of 32 in fp32, each work-item
 //    8 rows x 8 tokens of FMAs.
 #include "lut_common.cl"
@@ -85,7 +87,16 @@ inline __local const float* fill_tables(__local float* table, __global const flo
 #define UCODES 4
 #endif
 #define UNITS (16 / UCODES)                   // uint2 per work-item per step: 16 K values of its row
-#define X_PER (BM * KS / 4 / GD_THREADS)      // float4 of x per work-item per step
+#define X_PER (BM * KS / 4 / GD_THREADS)      // uint2 (4 fp16 x values, one tile pair) per work-item per step
+
+// x [n_tok, cols] f32 -> xh [tok_pad, ld] fp16 (ld = the GEMM's K steps * KS, tok_pad a multiple of BM),
+// zero past n_tok and cols, rounded to nearest even as pack_half2 rounds: the tensor-core GEMM's A
+// operand, read with no bounds checks. NDRange: global (tok_pad * ld / 4).
+__kernel void gemm_x_to_f16(__global const float* x, int n_tok, int cols, __global uint2* xh, int ld) {
+  const int id = get_global_id(0), t = id / (ld / 4), c = 4 * (id % (ld / 4));
+  const float4 v = t < n_tok && c < cols ? load_x4(x, 0, t, c, cols, (cols & 3) == 0) : (float4)(0.0f);
+  xh[id] = (uint2)(pack_half2(v.x, v.y), pack_half2(v.z, v.w));
+}
 
 // Pair p of local tile row r sits at pair position p ^ swz(r) of that row: the 64-bit fragment loads
 // (a half-warp reads 4 rows x 4 pairs) and the decode stores (16 consecutive rows, one pair) are both
@@ -99,12 +110,13 @@ inline void store_pair(__local uint* tile, int r, int p, float4 v) {
 
 // codes: [rows, row_words] uint4 (WFMT 4 / 8: the matmul_lut.cl layout; WFMT 16: fp16 rows,
 //        row_words = w_stride / 8)   lut / lut_stride / scales / absmax2 / dq_lut / dq_offset /
-//        blocks_per_row / block_shift: as matmul_lut.cl   x: [n_tok, cols] f32   y: [n_tok, rows] f32
+//        blocks_per_row / block_shift: as matmul_lut.cl   xh: [ceil(n_tok / BM) * BM, ld] fp16 from
+//        gemm_x_to_f16, ld = the K steps * KS   y: [n_tok, rows] f32
 // NDRange: global (ceil(rows / 128) * 256, ceil(n_tok / 128)), local (256, 1).
 __kernel __attribute__((reqd_work_group_size(GD_THREADS, 1, 1)))
 void gemm_dequant(__global const uint4* codes, int row_words, __global const float* lut, int lut_stride,
                   __global const uchar* scales, __global const float* absmax2, __global const float* dq_lut,
-                  float dq_offset, int blocks_per_row, int block_shift, __global const float* x,
+                  float dq_offset, int blocks_per_row, int block_shift, __global const uint2* xh, int ld,
                   __global float* y, int rows, int cols, int n_tok, int accumulate) {
   __local uint Bs[2 * BN * LDK] __attribute__((aligned(16)));  // [stage][BN rows][KS] fp16 weights
   __local uint As[2 * BM * LDK] __attribute__((aligned(16)));  // [stage][BM tokens][KS] fp16 x
@@ -119,13 +131,13 @@ void gemm_dequant(__global const uint4* codes, int row_words, __global const flo
   __global const uint2* wrow = (__global const uint2*)(codes + (size_t)my_row * row_words);
   const int row_units = row_words * 2;
   const size_t sbase = (size_t)my_row * blocks_per_row;
-  const int aligned = (cols & 3) == 0;
-  const int steps = (WFMT == 16) ? (cols + KS - 1) / KS : row_words / SLOTS;
+  const int steps = ld / KS;            // = ceil(cols / KS) for WFMT 16, row_words / SLOTS otherwise
   const int steps2 = (steps + 1) & ~1;  // the loop runs steps in pairs; a step past the end loads zeros
+  __global const uint2* xt = xh + (size_t)t0 * (ld / 4);  // this tile's first token
 
-  // Register stages: this work-item's codes and x values of a coming step (0: even steps, 1: odd).
+  // Register stages: this work-item's codes and x pairs of a coming step (0: even steps, 1: odd).
   uint2 q0[UNITS], q1[UNITS];
-  float4 x0[X_PER], x1[X_PER];
+  uint2 x0[X_PER], x1[X_PER];
 #define LOAD_STEP(q, xr, step)                                                                  \
   {                                                                                             \
     _Pragma("unroll") for (int u = 0; u < UNITS; ++u) {                                         \
@@ -133,8 +145,8 @@ void gemm_dequant(__global const uint4* codes, int row_words, __global const flo
       q[u] = unit < row_units ? wrow[unit] : (uint2)(0);                                        \
     }                                                                                           \
     _Pragma("unroll") for (int i = 0; i < X_PER; ++i) {                                         \
-      const int idx = lid + GD_THREADS * i, tok = idx / (KS / 4), c = column_of((step), 4 * (idx % (KS / 4))); \
-      xr[i] = (t0 + tok < n_tok && c < cols) ? load_x4(x, 0, t0 + tok, c, cols, aligned) : (float4)(0.0f); \
+      const int idx = lid + GD_THREADS * i, tok = idx / (KS / 4);                               \
+      xr[i] = (step) < steps ? xt[(size_t)tok * (ld / 4) + (step) * (KS / 4) + idx % (KS / 4)] : (uint2)(0); \
     }                                                                                           \
   }
   // Decodes a register stage into local stage `st`: pairs 4 half_k .. + 3 of the row, and the x pairs.
@@ -158,7 +170,7 @@ void gemm_dequant(__global const uint4* codes, int row_words, __global const flo
     DECODE_W(q, Bt, step)                                                                       \
     _Pragma("unroll") for (int i = 0; i < X_PER; ++i) {                                         \
       const int idx = lid + GD_THREADS * i;                                                     \
-      store_pair(As + (st) * (BM * LDK), idx / (KS / 4), idx % (KS / 4), xr[i]);                \
+      *(__local uint2*)(As + (st) * (BM * LDK) + tile_pair(idx / (KS / 4), idx % (KS / 4))) = xr[i]; \
     }                                                                                           \
   }
 

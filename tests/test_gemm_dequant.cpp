@@ -2,9 +2,12 @@
 // weight-only format against an fp64 CPU matmul over dequantize(q), fresh random inputs, outputs
 // poisoned (or random for y +=), over shapes that are not multiples of the 128-row x 128-token tile
 // (odd rows, an odd number of 32-column K steps, several token tiles).
-// Bound: fp16 tiles on NVIDIA (w and x rounded to fp16: 2e-3 of the sum of |products|), fp32 elsewhere.
+// Bound: fp16 tiles on NVIDIA (w and x rounded to fp16: 2e-3 of the sum of |products|), fp32 elsewhere;
+// int4 / q8_0 on the int8 tensor cores (sm_80+) also round x to int8 per block of 32 columns (scale
+// amax / 127), so each product moves by up to |w| * amax / 254 more.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -66,19 +69,30 @@ TEST_P(GemmDequantTest, MatchesFp64ReferenceOverDequantized) {
   const auto y = yb.read_vector<float>(y0.size());
 
   const double rel = device.info().inline_ptx ? 2e-3 : 1e-5;
-  for (int t = 0; t < c.n_tok; ++t)
+  const bool x_int8 = (c.scheme == QuantScheme::Int4 || c.scheme == QuantScheme::Q8_0) &&
+                      host::GemmDequant::int8_core_on(device.info());
+  EXPECT_EQ(linear->launches_per_forward(c.n_tok), 2);  // x converted, then the GEMM
+  for (int t = 0; t < c.n_tok; ++t) {
+    const float* xr = x.data() + size_t(t) * c.cols;
+    std::vector<double> half_step(size_t(c.cols), 0.0);  // int8 core: amax of the column's block / 254
+    for (int b0 = 0; x_int8 && b0 < c.cols; b0 += 32) {
+      double amax = 0.0;
+      for (int k = b0; k < std::min(c.cols, b0 + 32); ++k) amax = std::max(amax, std::fabs(double(xr[k])));
+      for (int k = b0; k < std::min(c.cols, b0 + 32); ++k) half_step[size_t(k)] = amax / 254.0;
+    }
     for (int r = 0; r < c.rows; ++r) {
-      double ref = c.accumulate ? y0[size_t(t) * c.rows + r] : 0.0, mag = std::fabs(ref);
+      double ref = c.accumulate ? y0[size_t(t) * c.rows + r] : 0.0, mag = std::fabs(ref), rounding = 0.0;
       const float* wr = wd.row(r);
-      const float* xr = x.data() + size_t(t) * c.cols;
       for (int k = 0; k < c.cols; ++k) {
         const double p = double(wr[k]) * xr[k];
         ref += p;
         mag += std::fabs(p);
+        rounding += std::fabs(double(wr[k])) * half_step[size_t(k)];
       }
-      ASSERT_NEAR(y[size_t(t) * c.rows + r], ref, rel * mag + 1e-6)
+      ASSERT_NEAR(y[size_t(t) * c.rows + r], ref, rel * mag + 1.001 * rounding + 1e-6)
           << "t=" << t << " r=" << r << " " << gemm_case_name(c) << " seed " << test::test_seed();
     }
+  }
 }
 
 std::vector<GemmCase> gemm_cases() {
@@ -89,7 +103,9 @@ std::vector<GemmCase> gemm_cases() {
     out.push_back({s, 130, 1000, 70, true});
     out.push_back({s, 256, 2048, 64});
     if (s == QuantScheme::NF4 || s == QuantScheme::Dyn8) out.push_back({s, 131, 1100, 33, false, true});
-    if (s == QuantScheme::F16 || s == QuantScheme::NF4 || s == QuantScheme::Q8_0) out.push_back({s, 97, 1100, 301});
+    if (s == QuantScheme::F16 || s == QuantScheme::NF4 || s == QuantScheme::Q8_0 || s == QuantScheme::Int4)
+      out.push_back({s, 97, 1100, 301});
+    if (s == QuantScheme::Int4 || s == QuantScheme::Q8_0) out.push_back({s, 385, 4100, 129, true});
   }
   return out;
 }

@@ -120,9 +120,12 @@ TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
   const bool fp16_gemm = c.n_tok >= host::GemmDequant::min_tokens() && host::GemmDequant::used_on(device.info());
   const double rel = fp16_gemm ? 2e-3 : 1e-5;
   // dp4a: x rounded to int8 per group of `group` columns (the codes of one uint4), scale amax / 127,
-  // so each product moves by at most |w| * amax / 254.
-  const bool x_int8 = c.dp4a && !fp16_gemm;
-  const int group = c.scheme == QuantScheme::Q8_0 ? 16 : 32;
+  // so each product moves by at most |w| * amax / 254; so does the int8 tensor-core GEMM (int4, q8_0
+  // on sm_80+) with groups of 32.
+  const bool int8_gemm = fp16_gemm && (c.scheme == QuantScheme::Int4 || c.scheme == QuantScheme::Q8_0) &&
+                         host::GemmDequant::int8_core_on(device.info());
+  const bool x_int8 = (c.dp4a && !fp16_gemm) || int8_gemm;
+  const int group = c.scheme == QuantScheme::Q8_0 && !int8_gemm ? 16 : 32;
   for (int t = 0; t < c.n_tok; ++t) {
     const double* xr = xe.data() + size_t(t) * c.cols;
     std::vector<double> half_step(size_t(c.cols), 0.0);  // amax of the column's group / 254
