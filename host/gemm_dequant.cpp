@@ -1,4 +1,4 @@
-// Launcher for kernels/gemm_dequant.cl (see gemm_dequant.hpp).
+// Launcher for kernels/gemm_dequant.cl and kernels/gemm_int8_blocks.cl (see gemm_dequant.hpp).
 #include "host/gemm_dequant.hpp"
 
 #include <bit>
@@ -16,6 +16,9 @@ constexpr int kBlockTokens = 128;  // BM on the tensor-core path
 constexpr int kStep = 32;        // KS: columns per K step
 
 const Buffer& or_dummy(const Buffer* b, const Buffer& dummy) { return b && !b->empty() ? *b : dummy; }
+
+// Rows of the converted x: whole token tiles, so that the tensor-core kernels load with no bounds checks.
+size_t padded_tokens(int n_tok) { return (size_t(n_tok) + kBlockTokens - 1) / kBlockTokens * kBlockTokens; }
 
 bool env_is(const char* name, std::string_view value) {
   const char* v = std::getenv(name);
@@ -45,7 +48,8 @@ GemmDequant::GemmDequant(Device& device, Format format, LutScale scale, bool ari
       int8_core_(int8_core_on(device.info()) && arith && format != Format::kF16 && scale != LutScale::kNone),
       dummy_(device, 1024) {
   if (int8_core_) {
-    auto program = device.program("gemm_int8_blocks.cl", fmt::format("-DWFMT={} -DSCALE_KIND={}", int(format), int(scale)));
+    auto program =
+        device.program("gemm_int8_blocks.cl", fmt::format("-DWFMT={} -DSCALE_KIND={}", int(format), int(scale)));
     kernel_ = Kernel(program, "gemm_int8_blocks");
     convert_ = Kernel(program, "gemm_quantize_x");
     return;
@@ -65,21 +69,19 @@ int GemmDequant::k_columns(int cols, int row_words) const {
 
 size_t GemmDequant::input_scratch_bytes(int n_tok, int cols, int row_words) const {
   if (!tensor_cores_) return 0;
-  const size_t tok_pad = (size_t(n_tok) + kBlockTokens - 1) / kBlockTokens * kBlockTokens;
-  return tok_pad * size_t(k_columns(cols, row_words)) * (int8_core_ ? 1 : 2);
+  return padded_tokens(n_tok) * size_t(k_columns(cols, row_words)) * (int8_core_ ? 1 : 2);
 }
 
 size_t GemmDequant::input_scale_bytes(int n_tok, int cols, int row_words) const {
   if (!int8_core_) return 0;
-  const size_t tok_pad = (size_t(n_tok) + kBlockTokens - 1) / kBlockTokens * kBlockTokens;
-  return tok_pad * size_t(k_columns(cols, row_words) / kStep) * 4;
+  return padded_tokens(n_tok) * size_t(k_columns(cols, row_words) / kStep) * 4;
 }
 
 void GemmDequant::launch(uint32_t next, const Buffer& x, Buffer& y, int rows, int cols, int row_words, int n_tok,
                          bool accumulate, const GemmInputScratch& scratch, Event* event) {
   if (tensor_cores_) {
     const int ld = k_columns(cols, row_words);
-    const size_t tok_pad = (size_t(n_tok) + kBlockTokens - 1) / kBlockTokens * kBlockTokens;
+    const size_t tok_pad = padded_tokens(n_tok);
     if (!scratch.data || scratch.data->bytes() < input_scratch_bytes(n_tok, cols, row_words) ||
         (int8_core_ && (!scratch.scales || scratch.scales->bytes() < input_scale_bytes(n_tok, cols, row_words))))
       fail(ErrorKind::kInternal, "gemm_dequant: x scratch too small for n_tok={} cols={}", n_tok, cols);

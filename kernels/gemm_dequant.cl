@@ -1,6 +1,7 @@
 // gemm_dequant.cl: prefill GEMM y[n_tok, rows] (+)= x[n_tok, cols] . W^T for the weight-only formats,
 // W decoded tile by tile from its packed codes into local memory (never a dequantized copy), with the
-// GEMV's decoders and scales (lut_common.cl). The format is a build parameter:
+// GEMV's decoders and scales (lut_common.cl). (int4 / q8_0 on sm_80+ take the int8 tensor cores instead:
+// gemm_int8_blocks.cl.) The format is a build parameter:
 //   WFMT 4: 4-bit codes (nf4 / fp4 / kmeans4 through the table, int4 with LUT_ARITH), matmul_lut layout
 //   WFMT 8: 8-bit codes (dyn8 through the table, q8_0 with LUT_LINEAR), matmul_lut layout
 //   WFMT 16: fp16 rows [rows, w_stride] (w_stride % 8 == 0)

@@ -69,10 +69,7 @@ __kernel void gemm_quantize_x(__global const float* x, int n_tok, int cols, __gl
 #endif
 #define A_STAGE (BM * BK)  // bytes
 #define B_STAGE (BN * BK)
-
-// uint4 index of 16-byte chunk v of staged row r (matmul_int8.cl's swizzle: conflict-free stores and
-// 64-bit fragment loads).
-inline int gi_chunk(int r, int v) { return r * VPR + (v ^ (((r >> 1) & 1) << 1)); }
+#include "int8_mma_tile.cl"
 
 // 4 nibbles in bytes (0..15 each) -> the signed bytes code - 8: no borrow crosses a byte with bit 7 set.
 inline uint gi_nibbles_to_s8(uint b) { return ((b | 0x80808080u) - 0x08080808u) ^ 0x80808080u; }
@@ -127,7 +124,7 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
   {                                                                                                   \
     _Pragma("unroll") for (int l = 0; l < A_LOADS; ++l) {                                             \
       const int idx = tid + l * GI_THREADS;                                                           \
-      sA4[(st) * (A_STAGE / 16) + gi_chunk(idx / VPR, idx % VPR)] = ra[l];                            \
+      sA4[(st) * (A_STAGE / 16) + tile_chunk(idx / VPR, idx % VPR)] = ra[l];                            \
     }                                                                                                 \
     if (WFMT == 4) {                                                                                  \
       const uint4 u = rb[0];                                                                          \
@@ -135,11 +132,11 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
                                gi_nibbles_to_s8(u.y & 0x0F0F0F0Fu), gi_nibbles_to_s8((u.y >> 4) & 0x0F0F0F0Fu)); \
       const uint4 hi = (uint4)(gi_nibbles_to_s8(u.z & 0x0F0F0F0Fu), gi_nibbles_to_s8((u.z >> 4) & 0x0F0F0F0Fu), \
                                gi_nibbles_to_s8(u.w & 0x0F0F0F0Fu), gi_nibbles_to_s8((u.w >> 4) & 0x0F0F0F0Fu)); \
-      sB4[(st) * (B_STAGE / 16) + gi_chunk(sc_r, 2 * sc_b)] = lo;                                     \
-      sB4[(st) * (B_STAGE / 16) + gi_chunk(sc_r, 2 * sc_b + 1)] = hi;                                 \
+      sB4[(st) * (B_STAGE / 16) + tile_chunk(sc_r, 2 * sc_b)] = lo;                                     \
+      sB4[(st) * (B_STAGE / 16) + tile_chunk(sc_r, 2 * sc_b + 1)] = hi;                                 \
     } else {                                                                                          \
       _Pragma("unroll") for (int l = 0; l < B_UNITS; ++l)                                             \
-        sB4[(st) * (B_STAGE / 16) + gi_chunk(sc_r, 2 * sc_b + l)] = rb[l];                            \
+        sB4[(st) * (B_STAGE / 16) + tile_chunk(sc_r, 2 * sc_b + l)] = rb[l];                            \
     }                                                                                                 \
     sDX[(st) * 2 * BM + sc_b * BM + sc_r] = rdx;                                                      \
     sDW[(st) * 2 * BN + sc_b * BN + sc_r] = rdw;                                                      \
@@ -153,10 +150,7 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[a][b][c] = 0.0f;
 
-  // This lane's word offset in a stage for fragment row g, k32 step 0 / 1 (matmul_int8.cl's layout).
-  const int swz = ((g >> 1) & 1) << 1;
-  const int lane_w0 = g * (BK / 4) + 4 * ((t4 >> 1) ^ swz) + ((2 * t4) & 3);
-  const int lane_w1 = g * (BK / 4) + 4 * ((2 + (t4 >> 1)) ^ swz) + ((2 * t4) & 3);
+  const int lane_w0 = fragment_word(lane, 0), lane_w1 = fragment_word(lane, 1);
   GI_LOAD(0);
   GI_STORE(0);
   barrier(CLK_LOCAL_MEM_FENCE);
@@ -167,43 +161,25 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
     __local const uint* cB = (__local const uint*)(sB4 + cur * (B_STAGE / 16));
 #pragma unroll
     for (int s = 0; s < 2; ++s) {  // the stage's two blocks, one k32 step each
-      const int lw = s == 0 ? lane_w0 : lane_w1;
       uint af[MT][4], bf[NT][2];
-      float sx[MT][2];
+      load_fragments(cA, cB, wm * MT * 16, wn * NT * 8, s == 0 ? lane_w0 : lane_w1, af, bf);
+      float sx[MT][2];  // x scales of this lane's tokens g, g + 8 of each m16 tile
 #pragma unroll
       for (int a = 0; a < MT; ++a) {
-        const int r = wm * MT * 16 + a * 16;  // + g: in lw
-        const uint2 lo = *(__local const uint2*)(cA + r * (BK / 4) + lw);
-        const uint2 hi = *(__local const uint2*)(cA + (r + 8) * (BK / 4) + lw);
-        af[a][0] = lo.x;
-        af[a][1] = hi.x;
-        af[a][2] = lo.y;
-        af[a][3] = hi.y;
-        sx[a][0] = sDX[cur * 2 * BM + s * BM + r + g];
-        sx[a][1] = sDX[cur * 2 * BM + s * BM + r + g + 8];
-      }
-#pragma unroll
-      for (int b = 0; b < NT; ++b) {
-        const uint2 p = *(__local const uint2*)(cB + (wn * NT * 8 + b * 8) * (BK / 4) + lw);
-        bf[b][0] = p.x;
-        bf[b][1] = p.y;
+        sx[a][0] = sDX[cur * 2 * BM + s * BM + wm * MT * 16 + a * 16 + g];
+        sx[a][1] = sDX[cur * 2 * BM + s * BM + wm * MT * 16 + a * 16 + g + 8];
       }
 #pragma unroll
       for (int b = 0; b < NT; ++b) {
         const float2 sw = *(__local const float2*)(sDW + cur * 2 * BN + s * BN + wn * NT * 8 + b * 8 + 2 * t4);
 #pragma unroll
         for (int a = 0; a < MT; ++a) {
-          int c0 = 0, c1 = 0, c2 = 0, c3 = 0;
-          asm volatile(
-              "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-              "{%0,%1,%2,%3};"
-              : "+r"(c0), "+r"(c1), "+r"(c2), "+r"(c3)
-              : "r"(af[a][0]), "r"(af[a][1]), "r"(af[a][2]), "r"(af[a][3]), "r"(bf[b][0]), "r"(bf[b][1]));
-          // c0, c1: token g, rows 2 t4, 2 t4 + 1; c2, c3: token g + 8.
-          acc[a][b][0] = fma((float)c0, sx[a][0] * sw.x, acc[a][b][0]);
-          acc[a][b][1] = fma((float)c1, sx[a][0] * sw.y, acc[a][b][1]);
-          acc[a][b][2] = fma((float)c2, sx[a][1] * sw.x, acc[a][b][2]);
-          acc[a][b][3] = fma((float)c3, sx[a][1] * sw.y, acc[a][b][3]);
+          int c[4] = {0, 0, 0, 0};  // the block's exact sum: tokens g (c0, c1), g + 8 (c2, c3); rows 2 t4, + 1
+          mma_s8(c, af[a], bf[b]);
+          acc[a][b][0] = fma((float)c[0], sx[a][0] * sw.x, acc[a][b][0]);
+          acc[a][b][1] = fma((float)c[1], sx[a][0] * sw.y, acc[a][b][1]);
+          acc[a][b][2] = fma((float)c[2], sx[a][1] * sw.x, acc[a][b][2]);
+          acc[a][b][3] = fma((float)c[3], sx[a][1] * sw.y, acc[a][b][3]);
         }
       }
     }

@@ -108,17 +108,10 @@ void matmul_int8_rows(__global const char* CB, __global const float* SCB, __glob
 #define B_STAGE (BN * LDS_STRIDE)
 #define OCH 16                 // outlier columns per staged chunk of the side GEMM (two k8 steps)
 #define OSTRIDE (OCH + 4)      // words per staged row: conflict-free fragment loads
-#if BK != 64
-#error "tile_chunk's swizzle is laid out for 64-byte rows (4 chunks)"
-#endif
+#include "int8_mma_tile.cl"
 // Local arrays: the two k-tile stages, or the outlier chunk's hi / lo rows after the main loop.
 #define A_LOCAL_BYTES (2 * A_STAGE > 2 * BM * OSTRIDE * 4 ? 2 * A_STAGE : 2 * BM * OSTRIDE * 4)
 #define B_LOCAL_BYTES (2 * B_STAGE > 2 * BN * OSTRIDE * 4 ? 2 * B_STAGE : 2 * BN * OSTRIDE * 4)
-
-// uint4 index, within a stage, of 16-byte chunk v of staged row r. The chunk is XOR-swizzled by row so
-// that both the uint4 stores (2 rows x 4 chunks per quarter-warp) and the 64-bit fragment loads (4 rows x
-// 8 words per half-warp) hit 32 distinct banks.
-inline int tile_chunk(int r, int v) { return r * VPR + (v ^ (((r >> 1) & 1) << 1)); }
 
 // x rounded to tf32 (nearest, ties away), as the bits the tf32 mma reads.
 inline uint tf32_rna(float x) {
@@ -186,50 +179,21 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
     const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
     sB4[tile_chunk(r, v)] = rb[l];
   }
-  // This lane's word offset in a stage for row g, k32 step 0 / 1: chunk (t4 >> 1) (+ 2 for step 1),
-  // swizzled as tile_chunk does for rows whose (r >> 1) & 1 is (g >> 1) & 1, word (2 t4) & 3.
-  const int swz = ((g >> 1) & 1) << 1;
-  const int lane_w0 = g * (BK / 4) + 4 * ((t4 >> 1) ^ swz) + ((2 * t4) & 3);
-  const int lane_w1 = g * (BK / 4) + 4 * ((2 + (t4 >> 1)) ^ swz) + ((2 * t4) & 3);
+  const int lane_w0 = fragment_word(lane, 0), lane_w1 = fragment_word(lane, 1);
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int kt = 0; kt < ktiles; ++kt) {
     const int cur = kt & 1;
     if (kt + 1 < ktiles) load_tile(ra, rb, codes, CB, m0, n0, n_tok, kpad, kt + 1, tid);
     __local const uint* cA = (__local const uint*)(sA4 + cur * (A_STAGE / 16));
     __local const uint* cB = (__local const uint*)(sB4 + cur * (B_STAGE / 16));
-    // K order: the mma sums over k, so any order that A and B share is exact. Lane t4's two fragment
-    // words are the adjacent words 2 t4, 2 t4 + 1 of the k32 step (one 64-bit load) instead of t4, t4 + 4.
-    // Every fragment row is (a multiple of 8) + g, so its swizzle is the lane's own ((g >> 1) & 1) << 1 and
-    // each load is a stage base + this lane's word offset (lane_w[k32 step]) + a compile-time constant.
 #pragma unroll
     for (int kk = 0; kk < BK / 4; kk += 8) {  // word offset of each k32 step
-      const int lw = kk == 0 ? lane_w0 : lane_w1;
       uint af[MT][4], bf[NT][2];
-#pragma unroll
-      for (int a = 0; a < MT; ++a) {
-        const int r = wm * MT * 16 + a * 16;  // + g: in lw
-        const uint2 lo = *(__local const uint2*)(cA + r * (BK / 4) + lw);
-        const uint2 hi = *(__local const uint2*)(cA + (r + 8) * (BK / 4) + lw);
-        af[a][0] = lo.x;
-        af[a][1] = hi.x;
-        af[a][2] = lo.y;
-        af[a][3] = hi.y;
-      }
-#pragma unroll
-      for (int b = 0; b < NT; ++b) {
-        const uint2 p = *(__local const uint2*)(cB + (wn * NT * 8 + b * 8) * (BK / 4) + lw);
-        bf[b][0] = p.x;
-        bf[b][1] = p.y;
-      }
+      load_fragments(cA, cB, wm * MT * 16, wn * NT * 8, kk == 0 ? lane_w0 : lane_w1, af, bf);
 #pragma unroll
       for (int a = 0; a < MT; ++a)
 #pragma unroll
-        for (int b = 0; b < NT; ++b)
-          asm volatile(
-              "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-              "{%0,%1,%2,%3};"
-              : "+r"(acc[a][b][0]), "+r"(acc[a][b][1]), "+r"(acc[a][b][2]), "+r"(acc[a][b][3])
-              : "r"(af[a][0]), "r"(af[a][1]), "r"(af[a][2]), "r"(af[a][3]), "r"(bf[b][0]), "r"(bf[b][1]));
+        for (int b = 0; b < NT; ++b) mma_s8(acc[a][b], af[a], bf[b]);
     }
     if (kt + 1 < ktiles) {
       const int nxt = cur ^ 1;
