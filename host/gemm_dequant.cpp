@@ -45,11 +45,14 @@ GemmDequant::GemmDequant(Device& device, Format format, LutScale scale, bool ari
       format_(format),
       scale_(scale),
       tensor_cores_(device.info().inline_ptx),
-      int8_core_(int8_core_on(device.info()) && arith && format != Format::kF16 && scale != LutScale::kNone),
+      // int4 / q8_0 (integer codes) and nf4 / fp4 (16-entry table, block scale); not k-means (no scale,
+      // a table per row) nor dyn8 (its dynamic map needs more than 8 bits near zero).
+      int8_core_(int8_core_on(device.info()) && scale != LutScale::kNone &&
+                 ((arith && format != Format::kF16) || (!arith && format == Format::kLut4))),
       dummy_(device, 1024) {
   if (int8_core_) {
-    auto program =
-        device.program("gemm_int8_blocks.cl", fmt::format("-DWFMT={} -DSCALE_KIND={}", int(format), int(scale)));
+    auto program = device.program("gemm_int8_blocks.cl", fmt::format("-DWFMT={} -DSCALE_KIND={} -DLUT_INT8={}",
+                                                                      int(format), int(scale), arith ? 0 : 1));
     kernel_ = Kernel(program, "gemm_int8_blocks");
     convert_ = Kernel(program, "gemm_quantize_x");
     return;
@@ -124,10 +127,13 @@ void GemmDequant::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok
     fail(ErrorKind::kInternal, "gemm_dequant: x or y too small for rows={} cols={} n_tok={}", w.rows, w.cols, n_tok);
   const int block_shift = scale_ == LutScale::kNone ? 0 : std::countr_zero(unsigned(w.block));
   if (int8_core_) {
-    if (w.block < kStep) fail(ErrorKind::kInternal, "gemm_int8_blocks: block {} < {}", w.block, kStep);
-    kernel_.args(*w.codes, int32_t(w.row_words), or_dummy(w.scales, dummy_), or_dummy(w.absmax2, dummy_),
-                 or_dummy(w.dq_lut, dummy_), w.dq_offset, int32_t(w.blocks_per_row), int32_t(block_shift));
-    launch(8, x, y, w.rows, w.cols, w.row_words, n_tok, accumulate, scratch, event);
+    if (w.block < kStep || w.lut_stride != 0)
+      fail(ErrorKind::kInternal, "gemm_int8_blocks: block {} (>= {}), table stride {} (0)", w.block, kStep,
+           w.lut_stride);
+    kernel_.args(*w.codes, int32_t(w.row_words), or_dummy(w.lut, dummy_), or_dummy(w.scales, dummy_),
+                 or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset, int32_t(w.blocks_per_row),
+                 int32_t(block_shift));
+    launch(9, x, y, w.rows, w.cols, w.row_words, n_tok, accumulate, scratch, event);
     return;
   }
   kernel_.args(*w.codes, int32_t(w.row_words), or_dummy(w.lut, dummy_), int32_t(w.lut_stride),

@@ -1,11 +1,13 @@
 // Launcher for the prefill GEMM of the weight-only formats, y[n_tok, rows] (+)= x[n_tok, cols] . W^T,
 // with W decoded tile by tile (the GEMV's decoders), never into a full copy. Three cores:
-//  - int8 tensor cores (kernels/gemm_int8_blocks.cl), NVIDIA sm_80+, for the integer-coded block formats
-//    (int4 / Q4_0, q8_0): x quantized per token and block of 32 (int8 codes + fp32 scale, as llama.cpp's
-//    MMQ does), exact int32 block sums, fp32 scaling. Precision: x's int8 rounding (<= amax / 254 per
-//    value of its block) on top of the format's. $QUILL_GEMM_INT8=0 takes the fp16 core instead.
+//  - int8 tensor cores (kernels/gemm_int8_blocks.cl), NVIDIA sm_80+, for the block-scaled formats whose
+//    codes are int8 (int4 / Q4_0, q8_0) or a 16-entry table rounded to int8 (nf4, fp4): x quantized per
+//    token and block of 32 (int8 codes + fp32 scale, as llama.cpp's MMQ does), exact int32 block sums,
+//    fp32 scaling. Precision: x's int8 rounding (<= amax / 254 per value of its block) on top of the
+//    format's, and for nf4 / fp4 each weight's (<= absmax / 254 of its block).
+//    $QUILL_GEMM_INT8=0 takes the fp16 core instead.
 //  - fp16 tensor cores (kernels/gemm_dequant.cl, NVIDIA): weights (after scale) and x rounded to fp16,
-//    fp32 accumulation. Every other format, and fp16 weights.
+//    fp32 accumulation. Every other format (dyn8, k-means), and fp16 weights.
 //  - portable (kernels/gemm_dequant.cl elsewhere): fp32 FMAs.
 // The tensor-core paths first convert x (one launch) into scratch the caller lends (input_scratch_bytes).
 #pragma once
@@ -41,8 +43,8 @@ class GemmDequant {
   // (It was opt-in until 2026-11-23: padded columns past the row end read other rows' scales, NaN
   // in fp16 for the last row; now stored as 0.)
   static bool used_on(const DeviceInfo& info);
-  // Whether the integer-coded block formats (int4, q8_0) take the int8 tensor-core core on this device:
-  // inline PTX, sm_80+, unless $QUILL_GEMM_INT8=0.
+  // Whether int4, q8_0, nf4 and fp4 take the int8 tensor-core core on this device: inline PTX, sm_80+,
+  // unless $QUILL_GEMM_INT8=0.
   static bool int8_core_on(const DeviceInfo& info);
 
   // Table formats (w laid out as for MatmulLut4 / MatmulLut8).

@@ -1,12 +1,15 @@
 // gemm_int8_blocks.cl: prefill GEMM y[n_tok, rows] (+)= x[n_tok, cols] . W^T on the int8 tensor cores
-// for the weight formats whose codes are integers with one scale per block of >= 32 columns: int4
-// (GGUF Q4_0: code - 8, WFMT 4) and q8_0 (the signed code, WFMT 8), in the matmul_lut.cl layout. The
-// 4-bit codes are unpacked tile by tile to int8, never to a copy of the weights. As llama.cpp's MMQ
-// kernels do, x is quantized per token and block of 32 columns first (gemm_quantize_x: int8 codes and
-// one fp32 scale each, dx = absmax / 127), so each K step of 32 is one block of both operands:
+// for the weight formats with one scale per block of >= 32 columns whose codes are, or are rounded to,
+// int8: int4 (GGUF Q4_0: code - 8, WFMT 4) and q8_0 (the signed code, WFMT 8) exactly; nf4 / fp4
+// (LUT_INT8: WFMT 4 through the 16-entry table, each value rounded to round(T[c] * 127) and the block
+// scale divided by 127), in the matmul_lut.cl layout. The 4-bit codes are unpacked tile by tile to int8,
+// never to a copy of the weights. As llama.cpp's MMQ kernels do, x is quantized per token and block of
+// 32 columns first (gemm_quantize_x: int8 codes and one fp32 scale each, dx = absmax / 127), so each K
+// step of 32 is one block of both operands:
 //   y[t, r] = sum_b dx[t, b] * dw[r, b] * sum_{j in b} qx[t, j] * qw[r, j]
 // with the inner sum exact in int32 (mma.sync m16n8k32 s8.s8.s32) and the outer one in fp32.
-// Precision: x's int8 rounding (at most dx / 2 per value) on top of the format's own.
+// Precision: x's int8 rounding (at most dx / 2 per value) on top of the format's own; LUT_INT8 also
+// rounds each weight by at most absmax / 254 of its block.
 // The K order inside a block is free as long as both operands share it: a 32-bit word of 4-bit codes
 // (columns 8w .. 8w+7, nibble i = column 8w + i) unpacks with two masks into the bytes of columns
 // 8w + {0, 2, 4, 6} and 8w + {1, 3, 5, 7}, so gemm_quantize_x writes x's codes in that order (WFMT 4).
@@ -15,6 +18,9 @@
 
 #ifndef WFMT
 #define WFMT 4
+#endif
+#ifndef LUT_INT8
+#define LUT_INT8 0  // WFMT 4 only: codes through the table (nf4, fp4) instead of code - 8 (int4)
 #endif
 #define QX_BLOCK 32  // columns per x scale: one k32 step of the mma
 
@@ -71,19 +77,59 @@ __kernel void gemm_quantize_x(__global const float* x, int n_tok, int cols, __gl
 #define B_STAGE (BN * BK)
 #include "int8_mma_tile.cl"
 
-// 4 nibbles in bytes (0..15 each) -> the signed bytes code - 8: no borrow crosses a byte with bit 7 set.
-inline uint gi_nibbles_to_s8(uint b) { return ((b | 0x80808080u) - 0x08080808u) ^ 0x80808080u; }
+#if LUT_INT8
+// The 16 table values rounded to int8 (round(T[c] * 127)), as 4 words of 4 bytes: code c in byte c % 4
+// of word c / 4.
+inline void gi_int8_table(__global const float* lut, uint tab[4]) {
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    uint v = 0u;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v |= ((uint)(int)rint(lut[4 * w + i] * 127.0f) & 255u) << (8 * i);
+    tab[w] = v;
+  }
+}
 
-// codes: [rows, row_words] uint4 (matmul_lut.cl layout)   scales / absmax2 / dq_lut / dq_offset /
-// blocks_per_row / block_shift: as matmul_lut.cl (block_shift >= 5)   qx: [tok_pad, ld] int8, dx:
-// [tok_pad, ld / 32] f32 from gemm_quantize_x, ld = the rows' K extent (row_words * 32 or * 16)
-// y: [n_tok, rows] f32.
+inline uint gi_prmt(uint a, uint b, uint sel) {
+  uint r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+  return r;
+}
+
+// 4 codes in bytes (0..15 each) -> their int8 table values: byte permutes over the table's low and high
+// halves (selector nibbles = the codes' low 3 bits), then a bytewise pick by the codes' bit 3.
+inline uint gi_nibbles_to_s8(uint b, const uint* tab) {
+  const uint s = (b & 0x07070707u) | ((b & 0x07070707u) >> 4);
+  const uint sel = (s & 0xFFu) | ((s >> 8) & 0xFF00u);
+  const uint lo = gi_prmt(tab[0], tab[1], sel), hi = gi_prmt(tab[2], tab[3], sel);
+  const uint high = ((b >> 3) & 0x01010101u) * 255u;  // 0xFF in the bytes whose code is >= 8
+  return (lo & ~high) | (hi & high);
+}
+#else
+// 4 nibbles in bytes (0..15 each) -> the signed bytes code - 8: no borrow crosses a byte with bit 7 set.
+inline uint gi_nibbles_to_s8(uint b, const uint* unused) {
+  return ((b | 0x80808080u) - 0x08080808u) ^ 0x80808080u;
+}
+#endif
+
+// Two words of 4-bit codes (columns 8w .. 8w + 15) -> 16 int8 values in the K order above: columns
+// 8w + {0, 2, 4, 6}, 8w + {1, 3, 5, 7}, then the same for the second word.
+inline uint4 gi_unpack(uint w0, uint w1, const uint* tab) {
+  return (uint4)(gi_nibbles_to_s8(w0 & 0x0F0F0F0Fu, tab), gi_nibbles_to_s8((w0 >> 4) & 0x0F0F0F0Fu, tab),
+                 gi_nibbles_to_s8(w1 & 0x0F0F0F0Fu, tab), gi_nibbles_to_s8((w1 >> 4) & 0x0F0F0F0Fu, tab));
+}
+
+// codes: [rows, row_words] uint4 (matmul_lut.cl layout)   lut: [16] f32 (read with LUT_INT8)
+// scales / absmax2 / dq_lut / dq_offset / blocks_per_row / block_shift: as matmul_lut.cl (block_shift >= 5)
+// qx: [tok_pad, ld] int8, dx: [tok_pad, ld / 32] f32 from gemm_quantize_x, ld = the rows' K extent
+// (row_words * 32 or * 16)   y: [n_tok, rows] f32.
 // NDRange: global (ceil(rows / BN) * GI_THREADS, ceil(n_tok / BM)), local (GI_THREADS, 1).
 __kernel __attribute__((reqd_work_group_size(GI_THREADS, 1, 1)))
-void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const uchar* scales,
-                      __global const float* absmax2, __global const float* dq_lut, float dq_offset, int blocks_per_row,
-                      int block_shift, __global const uint4* qx, __global const float* dx, int ld, __global float* y,
-                      int rows, int cols, int n_tok, int accumulate) {
+void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const float* lut,
+                      __global const uchar* scales, __global const float* absmax2, __global const float* dq_lut,
+                      float dq_offset, int blocks_per_row, int block_shift, __global const uint4* qx,
+                      __global const float* dx, int ld, __global float* y, int rows, int cols, int n_tok,
+                      int accumulate) {
   __local uint4 sA4[2 * A_STAGE / 16];  // 2 stages of [BM tokens, BK] int8 x codes
   __local uint4 sB4[2 * B_STAGE / 16];  // 2 stages of [BN rows, BK] int8 weight codes
   __local float sDX[2 * 2 * BM];        // [stage][block 0 / 1][BM] x scales
@@ -104,6 +150,14 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
 
   uint4 ra[A_LOADS], rb[B_UNITS];
   float rdx, rdw;
+#if LUT_INT8
+  uint tab[4];
+  gi_int8_table(lut, tab);
+#define CODE_UNIT (1.0f / 127.0f)  // the weight of one int8 table step, per unit of block scale
+#else
+  const uint* tab = 0;
+#define CODE_UNIT 1.0f
+#endif
 #define GI_LOAD(kt)                                                                                   \
   {                                                                                                   \
     _Pragma("unroll") for (int l = 0; l < A_LOADS; ++l) {                                             \
@@ -116,7 +170,8 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
     }                                                                                                 \
     const int blk = 2 * (kt) + sc_b, c = blk * QX_BLOCK;                                              \
     rdx = dx[(size_t)(m0 + sc_r) * nblk + blk];                                                       \
-    rdw = c < cols ? block_scale(scales, absmax2, dq_lut, dq_offset, sbase + (c >> block_shift)) : 0.0f; \
+    rdw = c < cols ? CODE_UNIT * block_scale(scales, absmax2, dq_lut, dq_offset, sbase + (c >> block_shift)) \
+                   : 0.0f;                                                                            \
   }
   // Registers -> local stage st. B: WFMT 4 unit = 32 nibbles of row sc_r, block sc_b -> 2 chunks of
   // int8 (words 0, 1 -> chunk 2 sc_b; 2, 3 -> chunk 2 sc_b + 1); WFMT 8 units l = chunks 2 sc_b + l.
@@ -128,10 +183,7 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
     }                                                                                                 \
     if (WFMT == 4) {                                                                                  \
       const uint4 u = rb[0];                                                                          \
-      const uint4 lo = (uint4)(gi_nibbles_to_s8(u.x & 0x0F0F0F0Fu), gi_nibbles_to_s8((u.x >> 4) & 0x0F0F0F0Fu), \
-                               gi_nibbles_to_s8(u.y & 0x0F0F0F0Fu), gi_nibbles_to_s8((u.y >> 4) & 0x0F0F0F0Fu)); \
-      const uint4 hi = (uint4)(gi_nibbles_to_s8(u.z & 0x0F0F0F0Fu), gi_nibbles_to_s8((u.z >> 4) & 0x0F0F0F0Fu), \
-                               gi_nibbles_to_s8(u.w & 0x0F0F0F0Fu), gi_nibbles_to_s8((u.w >> 4) & 0x0F0F0F0Fu)); \
+      const uint4 lo = gi_unpack(u.x, u.y, tab), hi = gi_unpack(u.z, u.w, tab);                     \
       sB4[(st) * (B_STAGE / 16) + tile_chunk(sc_r, 2 * sc_b)] = lo;                                     \
       sB4[(st) * (B_STAGE / 16) + tile_chunk(sc_r, 2 * sc_b + 1)] = hi;                                 \
     } else {                                                                                          \

@@ -3,11 +3,10 @@
 // poisoned (or random for y +=), over shapes that are not multiples of the 128-row x 128-token tile
 // (odd rows, an odd number of 32-column K steps, several token tiles).
 // Bound: fp16 tiles on NVIDIA (w and x rounded to fp16: 2e-3 of the sum of |products|), fp32 elsewhere;
-// int4 / q8_0 on the int8 tensor cores (sm_80+) also round x to int8 per block of 32 columns (scale
-// amax / 127), so each product moves by up to |w| * amax / 254 more.
+// int4 / q8_0 / nf4 / fp4 on the int8 tensor cores (sm_80+) also round x to int8 per block of 32 columns
+// (|w| * amax / 254 per product), and nf4 / fp4 their table values (|x| * absmax / 254).
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -16,6 +15,7 @@
 #include "engine/linear.hpp"
 #include "engine/quantize_matrix.hpp"
 #include "host/gemm_dequant.hpp"
+#include "tests/int8_gemm_rounding.hpp"
 #include "tests/device_util.hpp"
 #include "tests/util.hpp"
 
@@ -69,17 +69,15 @@ TEST_P(GemmDequantTest, MatchesFp64ReferenceOverDequantized) {
   const auto y = yb.read_vector<float>(y0.size());
 
   const double rel = device.info().inline_ptx ? 2e-3 : 1e-5;
-  const bool x_int8 = (c.scheme == QuantScheme::Int4 || c.scheme == QuantScheme::Q8_0) &&
-                      host::GemmDequant::int8_core_on(device.info());
+  const bool int8_core = (c.scheme == QuantScheme::Int4 || c.scheme == QuantScheme::Q8_0 ||
+                          c.scheme == QuantScheme::NF4 || c.scheme == QuantScheme::FP4) &&
+                         host::GemmDequant::int8_core_on(device.info());
+  const std::vector<double> w_half = int8_core ? test::table_int8_half_steps(q) : std::vector<double>{};
   EXPECT_EQ(linear->launches_per_forward(c.n_tok), 2);  // x converted, then the GEMM
   for (int t = 0; t < c.n_tok; ++t) {
     const float* xr = x.data() + size_t(t) * c.cols;
-    std::vector<double> half_step(size_t(c.cols), 0.0);  // int8 core: amax of the column's block / 254
-    for (int b0 = 0; x_int8 && b0 < c.cols; b0 += 32) {
-      double amax = 0.0;
-      for (int k = b0; k < std::min(c.cols, b0 + 32); ++k) amax = std::max(amax, std::fabs(double(xr[k])));
-      for (int k = b0; k < std::min(c.cols, b0 + 32); ++k) half_step[size_t(k)] = amax / 254.0;
-    }
+    const std::vector<double> x_half =
+        int8_core ? test::x_int8_half_steps(xr, c.cols, 32) : std::vector<double>(size_t(c.cols), 0.0);
     for (int r = 0; r < c.rows; ++r) {
       double ref = c.accumulate ? y0[size_t(t) * c.rows + r] : 0.0, mag = std::fabs(ref), rounding = 0.0;
       const float* wr = wd.row(r);
@@ -87,7 +85,8 @@ TEST_P(GemmDequantTest, MatchesFp64ReferenceOverDequantized) {
         const double p = double(wr[k]) * xr[k];
         ref += p;
         mag += std::fabs(p);
-        rounding += std::fabs(double(wr[k])) * half_step[size_t(k)];
+        const double wh = w_half.empty() ? 0.0 : w_half[size_t(r) * c.cols + k];
+        rounding += (std::fabs(double(wr[k])) + wh) * x_half[size_t(k)] + std::fabs(double(xr[k])) * wh;
       }
       ASSERT_NEAR(y[size_t(t) * c.rows + r], ref, rel * mag + 1.001 * rounding + 1e-6)
           << "t=" << t << " r=" << r << " " << gemm_case_name(c) << " seed " << test::test_seed();

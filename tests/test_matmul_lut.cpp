@@ -13,6 +13,7 @@
 #include "engine/linear_factories.hpp"
 #include "engine/quantize_matrix.hpp"
 #include "host/gemm_dequant.hpp"
+#include "tests/int8_gemm_rounding.hpp"
 #include "tests/device_util.hpp"
 #include "tests/util.hpp"
 
@@ -120,20 +121,19 @@ TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
   const bool fp16_gemm = c.n_tok >= host::GemmDequant::min_tokens() && host::GemmDequant::used_on(device.info());
   const double rel = fp16_gemm ? 2e-3 : 1e-5;
   // dp4a: x rounded to int8 per group of `group` columns (the codes of one uint4), scale amax / 127,
-  // so each product moves by at most |w| * amax / 254; so does the int8 tensor-core GEMM (int4, q8_0
-  // on sm_80+) with groups of 32.
-  const bool int8_gemm = fp16_gemm && (c.scheme == QuantScheme::Int4 || c.scheme == QuantScheme::Q8_0) &&
+  // so each product moves by at most |w| * amax / 254; so does the int8 tensor-core GEMM (int4, q8_0,
+  // nf4, fp4 on sm_80+) with groups of 32, which also rounds nf4 / fp4 table values (|x| * absmax / 254).
+  const bool int8_gemm = fp16_gemm &&
+                         (c.scheme == QuantScheme::Int4 || c.scheme == QuantScheme::Q8_0 ||
+                          c.scheme == QuantScheme::NF4 || c.scheme == QuantScheme::FP4) &&
                          host::GemmDequant::int8_core_on(device.info());
   const bool x_int8 = (c.dp4a && !fp16_gemm) || int8_gemm;
   const int group = c.scheme == QuantScheme::Q8_0 && !int8_gemm ? 16 : 32;
+  const std::vector<double> w_half = int8_gemm ? test::table_int8_half_steps(q) : std::vector<double>{};
   for (int t = 0; t < c.n_tok; ++t) {
     const double* xr = xe.data() + size_t(t) * c.cols;
-    std::vector<double> half_step(size_t(c.cols), 0.0);  // amax of the column's group / 254
-    for (int g0 = 0; x_int8 && g0 < c.cols; g0 += group) {
-      double amax = 0.0;
-      for (int k = g0; k < std::min(c.cols, g0 + group); ++k) amax = std::max(amax, std::fabs(xr[k]));
-      for (int k = g0; k < std::min(c.cols, g0 + group); ++k) half_step[size_t(k)] = amax / 254.0;
-    }
+    const std::vector<double> x_half =
+        x_int8 ? test::x_int8_half_steps(xr, c.cols, group) : std::vector<double>(size_t(c.cols), 0.0);
     for (int r = 0; r < c.rows; ++r) {
       double ref = c.accumulate ? y0[size_t(t) * c.rows + r] : 0.0, mag = std::fabs(ref), rounding = 0.0;
       const float* wr = wd.row(r);
@@ -141,7 +141,8 @@ TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
         const double p = double(wr[k]) * xr[k];
         ref += p;
         mag += std::fabs(p);
-        rounding += std::fabs(double(wr[k])) * half_step[size_t(k)];
+        const double wh = w_half.empty() ? 0.0 : w_half[size_t(r) * c.cols + k];
+        rounding += (std::fabs(double(wr[k])) + wh) * x_half[size_t(k)] + std::fabs(xr[k]) * wh;
       }
       const double got = y[size_t(t) * c.rows + r];
       ASSERT_NEAR(got, ref, rel * mag + 1.001 * rounding + 1e-6)
