@@ -16,10 +16,15 @@ namespace {
 constexpr int kWorkGroup = 128;  // matmul_int8_rows: 4 rows x 32 lanes
 constexpr int kLanes = 32;
 constexpr int kTokTile = 4;
-// matmul_int8_mma default (measured best of 5 tilings, docs/PERFORMANCE.md): 4 x 2 warps, each 2 m16 tiles
-// (tokens) x 8 n8 tiles (rows): BM 128, BN 128.
-// QUILL_INT8_MMA="warps_m,warps_n,mt,nt" overrides it (benchmarks); BN must divide kRowAlign.
-constexpr int kWarpsM = 4, kWarpsN = 2, kMt = 2, kNt = 8;
+// matmul_int8_mma tilings (warps_m, warps_n, mt, nt: warps_m x warps_n warps, each mt m16 tiles of tokens
+// x nt n8 tiles of rows), measured (docs/PERFORMANCE.md): 4,2,2,8 (BM 128, BN 128) best of 5 in general;
+// when its grid would not fill the compute units (e.g. 512 tokens x 4096 rows: 128 work-groups for 132
+// SMs), 2,4,4,2 (BM 128, BN 64: twice the work-groups) instead (session 8, run 46: 266 -> 297 TOPS at
+// 512x4096x4096). $QUILL_INT8_MMA / $QUILL_INT8_MMA_SMALL override them (benchmarks); BN divides kRowAlign.
+struct MmaTilingDefault {
+  int wm, wn, mt, nt;
+};
+constexpr MmaTilingDefault kMmaTiling{4, 2, 2, 8}, kMmaTilingSmallGrid{2, 4, 4, 2};
 // matmul_int8_fused: 16 warps, 2 rows per warp task, one work-group per compute unit (persistent).
 // $QUILL_INT8_FUSED="rows_per_warp,groups_per_cu" overrides the last two (benchmarks).
 constexpr int kFusedWorkGroup = 512, kFusedRowsPerWarp = 2, kFusedGroupsPerCu = 1;
@@ -41,19 +46,12 @@ MatmulInt8::MatmulInt8(Device& device) : device_(device) {
       fail(ErrorKind::kInvalidArgument, "QUILL_INT8_FUSED={}: want rows_per_warp (dividing {}),groups_per_cu", env,
            kRowAlign);
   }
-  int wm = kWarpsM, wn = kWarpsN, mt = kMt, nt = kNt;
-  if (const char* env = std::getenv("QUILL_INT8_MMA"); env && *env) {
-    if (std::sscanf(env, "%d,%d,%d,%d", &wm, &wn, &mt, &nt) != 4 || kRowAlign % (wn * nt * 8) != 0 ||
-        (wm * mt * 16 * (kColAlign / 16)) % (wm * wn * 32) != 0 || (wn * nt * 8 * (kColAlign / 16)) % (wm * wn * 32) != 0)
-      fail(ErrorKind::kInvalidArgument, "QUILL_INT8_MMA={}: want warps_m,warps_n,mt,nt with BN dividing {}", env, kRowAlign);
+  rows_ = Kernel(mma_program(device, kMmaTiling.wm, kMmaTiling.wn, kMmaTiling.mt, kMmaTiling.nt), "matmul_int8_rows");
+  if (has_mma_) {
+    mma_ = MmaTiling::make(device, "QUILL_INT8_MMA", kMmaTiling.wm, kMmaTiling.wn, kMmaTiling.mt, kMmaTiling.nt);
+    mma_small_ = MmaTiling::make(device, "QUILL_INT8_MMA_SMALL", kMmaTilingSmallGrid.wm, kMmaTilingSmallGrid.wn,
+                                 kMmaTilingSmallGrid.mt, kMmaTilingSmallGrid.nt);
   }
-  bm_ = wm * mt * 16;
-  bn_ = wn * nt * 8;
-  mma_threads_ = wm * wn * 32;
-  auto program = device.program(
-      "matmul_int8.cl", fmt::format("-DWG_SIZE={} -DTOK_TILE={} -DWARPS_M={} -DWARPS_N={} -DMT={} -DNT={} -DBK={}",
-                                    kWorkGroup, kTokTile, wm, wn, mt, nt, kColAlign));
-  rows_ = Kernel(program, "matmul_int8_rows");
   // $QUILL_INT8_FUSED_DEFS: extra build flags for measurements (e.g. -DFZ_NO_STREAM: the prologue alone).
   const char* defs_env = std::getenv("QUILL_INT8_FUSED_DEFS");
   const std::string defs = defs_env ? defs_env : "";
@@ -82,7 +80,29 @@ MatmulInt8::MatmulInt8(Device& device) : device_(device) {
   one_groups_ = std::max<int>(1, int(device.info().compute_units) * one_groups_per_cu);
   fused_one_ = Kernel(fused_one, "matmul_int8_fused");
   fused_groups_ = std::max<int>(1, int(device.info().compute_units) * groups_per_cu);
-  if (has_mma_) mma_ = Kernel(program, "matmul_int8_mma");
+}
+
+std::shared_ptr<const Program> MatmulInt8::mma_program(Device& device, int wm, int wn, int mt, int nt) {
+  return device.program("matmul_int8.cl",
+                        fmt::format("-DWG_SIZE={} -DTOK_TILE={} -DWARPS_M={} -DWARPS_N={} -DMT={} -DNT={} -DBK={}",
+                                    kWorkGroup, kTokTile, wm, wn, mt, nt, kColAlign));
+}
+
+MatmulInt8::MmaTiling MatmulInt8::MmaTiling::make(Device& device, const char* env_name, int wm, int wn, int mt,
+                                                  int nt) {
+  if (const char* env = std::getenv(env_name); env && *env) {
+    if (std::sscanf(env, "%d,%d,%d,%d", &wm, &wn, &mt, &nt) != 4 || wm < 1 || wn < 1 || mt < 1 || nt < 1 ||
+        kRowAlign % (wn * nt * 8) != 0 || (wm * mt * 16 * (kColAlign / 16)) % (wm * wn * 32) != 0 ||
+        (wn * nt * 8 * (kColAlign / 16)) % (wm * wn * 32) != 0)
+      fail(ErrorKind::kInvalidArgument, "{}={}: want warps_m,warps_n,mt,nt with BN dividing {}", env_name, env,
+           kRowAlign);
+  }
+  MmaTiling t;
+  t.bm = wm * mt * 16;
+  t.bn = wn * nt * 8;
+  t.threads = wm * wn * 32;
+  t.kernel = Kernel(mma_program(device, wm, wn, mt, nt), "matmul_int8_mma");
+  return t;
 }
 
 void MatmulInt8::run(const Int8WeightBuffers& w, const Buffer& x, const Int8ActivationBuffers& a, Buffer& y, int n_tok,
@@ -97,12 +117,15 @@ void MatmulInt8::run(const Int8WeightBuffers& w, const Buffer& x, const Int8Acti
       a.sca->bytes() < size_t(n_tok) * 4 || a.olist->bytes() < size_t(w.cols) * 4 || a.ocount->bytes() < 4 ||
       y.bytes() < size_t(n_tok) * w.rows * 4)
     fail(ErrorKind::kInternal, "matmul_int8: buffers too small for rows={} cols={} n_tok={}", w.rows, w.cols, n_tok);
-  Kernel& k = uses_mma(n_tok) ? mma_ : rows_;
+  // The general tiling, or the small-grid one where the general grid would leave compute units idle.
+  const int cus = int(device_.info().compute_units);
+  MmaTiling& tiling = (w.rows_pad / mma_.bn) * ((n_tok + mma_.bm - 1) / mma_.bm) < cus ? mma_small_ : mma_;
+  Kernel& k = uses_mma(n_tok) ? tiling.kernel : rows_;
   k.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), *a.codes, *a.sca, x, *a.olist, *a.ocount, y, int32_t(w.rows),
          int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok), int32_t(accumulate ? 1 : 0));
   if (uses_mma(n_tok)) {
-    k.launch(device_, Range(size_t(w.rows_pad / bn_) * mma_threads_, size_t((n_tok + bm_ - 1) / bm_)),
-             Range(mma_threads_, 1), event);
+    const size_t groups = size_t(w.rows_pad / tiling.bn), tok_groups = size_t((n_tok + tiling.bm - 1) / tiling.bm);
+    k.launch(device_, Range(groups * tiling.threads, tok_groups), Range(tiling.threads, 1), event);
   } else {
     const size_t groups = (size_t(w.rows) + kWorkGroup / kLanes - 1) / (kWorkGroup / kLanes);
     k.launch(device_, Range(groups * kWorkGroup, size_t((n_tok + kTokTile - 1) / kTokTile)), Range(kWorkGroup, 1),

@@ -65,14 +65,22 @@ class MatmulInt8 {
  private:
   Device& device_;
   bool has_mma_ = false;
+  // One matmul_int8_mma build: its tile (BM tokens x BN rows) and work-group size.
+  struct MmaTiling {
+    int bm = 128, bn = 128, threads = 256;
+    Kernel kernel;
+    static MmaTiling make(Device& device, const char* env_name, int wm, int wn, int mt, int nt);
+  };
+  static std::shared_ptr<const Program> mma_program(Device& device, int wm, int wn, int mt, int nt);
+
   Kernel rows_;
-  Kernel mma_;
+  MmaTiling mma_;        // the general tiling ($QUILL_INT8_MMA)
+  MmaTiling mma_small_;  // grids that the general tiling would not fill ($QUILL_INT8_MMA_SMALL)
   Kernel fused_;
   Kernel fused_one_;  // FZ_ONE variant: one token, x in registers, weight prefetch before the prologue
   int fused_groups_ = 1;
   int fused_rpw_ = 0;  // rows per warp task of matmul_int8_fused (RPW)
   int one_wg_ = 0, one_rpw_ = 0, one_groups_ = 1;  // the same for its one-token variant (fused_one_)
-  int bm_ = 64, bn_ = 128, mma_threads_ = 256;  // matmul_int8_mma tile (QUILL_INT8_MMA)
 };
 
 }  // namespace quill::host

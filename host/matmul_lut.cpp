@@ -18,12 +18,14 @@ int env_int(const char* name, int fallback) {
   return v && *v ? std::atoi(v) : fallback;
 }
 
-std::string build_options(const GemvTuning& tn, int bits, LutScale scale, int tok_tile, bool arith, int input_kind) {
+// dp4a: the LUT_DP4A path (the caller's MatmulLut::uses_dp4a); a 4-bit table there goes as int8 (LUT_INT8).
+std::string build_options(const GemvTuning& tn, int bits, LutScale scale, int tok_tile, bool arith, int input_kind,
+                          bool dp4a) {
   return fmt::format(
       "-DLUT_BITS={} -DWG_SIZE={} -DROWS_PER_WARP={} -DTOK_TILE={} -DSCALE_KIND={} -DLUT_LINEAR={} "
-      "-DLUT_ARITH={} -DINPUT_KIND={} -DLUT_DP4A={}",
+      "-DLUT_ARITH={} -DINPUT_KIND={} -DLUT_DP4A={} -DLUT_INT8={}",
       bits, tn.work_group, tn.rows_per_warp, tok_tile, int(scale), bits == 8 && arith ? 1 : 0,
-      bits == 4 && arith ? 1 : 0, input_kind, arith && tn.dp4a ? 1 : 0);
+      bits == 4 && arith ? 1 : 0, input_kind, dp4a ? 1 : 0, dp4a && !arith ? 1 : 0);
 }
 
 // Columns kernels/gemv_stream.cl's x staging holds (GS_MAX_COLS): int8 x for dp4a (16 KB + scales),
@@ -110,7 +112,8 @@ MatmulLut::MatmulLut(Device& device, int bits, LutScale scale, bool arith)
       dummy_(device, 1024) {
   if (bits != 4 && bits != 8) fail(ErrorKind::kInternal, "matmul_lut: {}-bit codes (4 or 8 only)", bits);
   // dp4a: 16 rows per warp (measured 61.7 vs 51.0% of the floor at 4096x14336, docs/PERFORMANCE.md).
-  if (arith_ && tuning_.dp4a && !tuning_.rows_overridden) tuning_.rows_per_warp = 16;
+  // (int4 / q8_0 only: nf4 / fp4's table decode at 16 rows took 255 registers and spilled, run 46.)
+  if (arith_ && uses_dp4a() && !tuning_.rows_overridden) tuning_.rows_per_warp = 16;
   kernel(1, 0);  // build the GEMV programs now (errors surface at upload, not mid-forward)
   if (streams(LutWeights{.cols = 1}, 1)) stream_kernel(0);
 }
@@ -128,7 +131,7 @@ Kernel& MatmulLut::stream_kernel(int input_kind) {
     tn.work_group = stream_wg();
     const bool dp4a = stream_dp4a();
     const std::string options =
-        build_options(tn, bits_, scale_, 1, arith_, input_kind) +
+        build_options(tn, bits_, scale_, 1, arith_, input_kind, dp4a) +
         fmt::format(" -DGS_ROWS={} -DGS_PIPE={} -DGS_MAX_COLS={}", stream_rows(), stream_pipe(),
                     dp4a ? kStreamMaxColsDp4a : kStreamMaxColsF32);
     it = stream_kernels_.emplace(input_kind, Kernel(device_.program("gemv_stream.cl", options), "gemv_stream")).first;
@@ -142,7 +145,7 @@ Kernel& MatmulLut::kernel(int tok_tile, int input_kind) {
   if (it == kernels_.end())
     it = kernels_
              .emplace(key, Kernel(device_.program("matmul_lut.cl", build_options(tuning_, bits_, scale_, tok_tile,
-                                                                                 arith_, input_kind)),
+                                                                                 arith_, input_kind, uses_dp4a())),
                                   "matmul_lut"))
              .first;
   return it->second;

@@ -34,8 +34,9 @@ struct GemvTuning {
   int rows_per_warp = 8;
   bool rows_overridden = false;  // $QUILL_GEMV_ROWS given
   int work_group = 128;
-  // int4 / q8_0: x quantized to int8 per 32 (16) columns and dp4a (LUT_DP4A in matmul_lut.cl), as
-  // llama.cpp does. Default on NVIDIA (inline PTX) only; $QUILL_GEMV_DP4A=0|1 forces it (tests, sweeps).
+  // int4 / q8_0 / nf4 / fp4: x quantized to int8 per 32 (16) columns and dp4a (LUT_DP4A in
+  // matmul_lut.cl), as llama.cpp does; nf4 / fp4 with their table values rounded to int8 (LUT_INT8 in
+  // lut_common.cl). Default on NVIDIA (inline PTX) only; $QUILL_GEMV_DP4A=0|1 forces it (tests, sweeps).
   bool dp4a = false;
   // One-token GEMV on NVIDIA: kernels/gemv_stream.cl (a persistent grid of stream_groups_per_cu
   // work-groups of stream_work_group per compute unit; each warp streams row sets of stream_rows rows
@@ -107,9 +108,13 @@ class MatmulLut {
  private:
   Kernel& kernel(int tok_tile, int input_kind);
   Kernel& stream_kernel(int input_kind);
-  bool stream_dp4a() const { return arith_ && tuning_.dp4a; }
+  // Codes that dp4a can take as int8: integer codes (int4, q8_0), or a 16-entry table with a block scale
+  // (nf4, fp4; not k-means: no scale, possibly a table per row) rounded to int8.
+  bool int8_codes() const { return arith_ || (bits_ == 4 && scale_ != LutScale::kNone); }
+  bool uses_dp4a() const { return int8_codes() && tuning_.dp4a; }
+  bool stream_dp4a() const { return uses_dp4a(); }
   int stream_rows() const { return tuning_.stream_rows > 0 ? tuning_.stream_rows : stream_dp4a() ? 1 : 4; }
-  bool stream_one_wide_group() const { return stream_dp4a() && bits_ == 4; }  // int4: 512 x 1 per SM
+  bool stream_one_wide_group() const { return stream_dp4a() && bits_ == 4; }  // 4-bit dp4a: 512 x 1 per SM
   int stream_wg() const {
     return tuning_.stream_work_group > 0 ? tuning_.stream_work_group : stream_one_wide_group() ? 512 : 256;
   }

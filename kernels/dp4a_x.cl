@@ -1,6 +1,7 @@
 // dp4a_x.cl: the int8 form of x that the dp4a GEMVs (matmul_lut.cl's LUT_DP4A path, gemv_stream.cl)
-// multiply the integer codes with: one group per uint4 of codes (CODES_PER_UINT4 columns: 32 for
-// 4-bit, 16 for 8-bit), scale amax / 127, round half even. Needs LUT_BITS and CODES_PER_UINT4.
+// multiply the integer codes with (int4, q8_0; nf4 / fp4 through their int8 table, LUT_INT8 in
+// lut_common.cl): one group per uint4 of codes (CODES_PER_UINT4 columns: 32 for 4-bit, 16 for 8-bit),
+// scale amax / 127, round half even. Needs LUT_BITS and CODES_PER_UINT4.
 #ifndef QUILL_DP4A_X_CL
 #define QUILL_DP4A_X_CL
 
@@ -41,12 +42,16 @@ inline void quantize_x_group(const float4* xv, uint* xq, float* dx, int* xsum) {
 }
 
 // The codes of q (one uint4) as X_WORDS words of signed bytes in the order of quantize_x_group's
-// words: 4-bit: word 2k the even codes of code word k (0..15 each), 2k + 1 the odd ones; 8-bit: the words.
-inline void code_bytes(uint4 q, uint* cb) {
+// words: 4-bit: word 2k the even codes of code word k (0..15 each; LUT_INT8: their int8 table values,
+// tab from int8_table), 2k + 1 the odd ones; 8-bit: the words.
+inline void code_bytes(uint4 q, uint* cb, const uint* tab) {
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
     const uint w = word_of(q, k);
-#if LUT_BITS == 4
+#if LUT_BITS == 4 && LUT_INT8
+    cb[2 * k] = table_s8x4(w & 0x0F0F0F0Fu, tab);
+    cb[2 * k + 1] = table_s8x4((w >> 4) & 0x0F0F0F0Fu, tab);
+#elif LUT_BITS == 4
     cb[2 * k] = w & 0x0F0F0F0Fu;
     cb[2 * k + 1] = (w >> 4) & 0x0F0F0F0Fu;
 #else
@@ -56,16 +61,25 @@ inline void code_bytes(uint4 q, uint* cb) {
 }
 
 // The exact integer dot product of code bytes cb (code_bytes) with a group's int8 x words xq:
-// 4-bit: sum (code - 8) * xq (xsum: the group's int8 sum); 8-bit: sum code * xq (signed bytes).
+// int4: sum (code - 8) * xq (xsum: the group's int8 sum); LUT_INT8 and 8-bit: sum code_bytes * xq.
 inline int dot_codes_x(const uint* cb, const uint* xq, int xsum) {
   int dot = 0;
 #pragma unroll
   for (int i = 0; i < X_WORDS; ++i) dot = dot_s8x4(cb[i], xq[i], dot);
-#if LUT_BITS == 4
+#if LUT_BITS == 4 && !LUT_INT8
   return dot - 8 * xsum;
 #else
   return dot;
 #endif
 }
+
+// This kernel's int8 table (LUT_INT8: 4 words in registers, from the format's [16] f32 lut) or none.
+#if LUT_INT8
+#define DECLARE_INT8_TABLE(tab, lut) \
+  uint tab[4];                       \
+  int8_table(lut, tab)
+#else
+#define DECLARE_INT8_TABLE(tab, lut) const uint* tab = 0
+#endif
 
 #endif  // QUILL_DP4A_X_CL

@@ -19,9 +19,6 @@
 #ifndef WFMT
 #define WFMT 4
 #endif
-#ifndef LUT_INT8
-#define LUT_INT8 0  // WFMT 4 only: codes through the table (nf4, fp4) instead of code - 8 (int4)
-#endif
 #define QX_BLOCK 32  // columns per x scale: one k32 step of the mma
 
 // x [n_tok, cols] f32 -> qx [tok_pad, ld] int8 codes round_half_even(x * 127 / amax) in the K order
@@ -78,33 +75,7 @@ __kernel void gemm_quantize_x(__global const float* x, int n_tok, int cols, __gl
 #include "int8_mma_tile.cl"
 
 #if LUT_INT8
-// The 16 table values rounded to int8 (round(T[c] * 127)), as 4 words of 4 bytes: code c in byte c % 4
-// of word c / 4.
-inline void gi_int8_table(__global const float* lut, uint tab[4]) {
-#pragma unroll
-  for (int w = 0; w < 4; ++w) {
-    uint v = 0u;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) v |= ((uint)(int)rint(lut[4 * w + i] * 127.0f) & 255u) << (8 * i);
-    tab[w] = v;
-  }
-}
-
-inline uint gi_prmt(uint a, uint b, uint sel) {
-  uint r;
-  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
-  return r;
-}
-
-// 4 codes in bytes (0..15 each) -> their int8 table values: byte permutes over the table's low and high
-// halves (selector nibbles = the codes' low 3 bits), then a bytewise pick by the codes' bit 3.
-inline uint gi_nibbles_to_s8(uint b, const uint* tab) {
-  const uint s = (b & 0x07070707u) | ((b & 0x07070707u) >> 4);
-  const uint sel = (s & 0xFFu) | ((s >> 8) & 0xFF00u);
-  const uint lo = gi_prmt(tab[0], tab[1], sel), hi = gi_prmt(tab[2], tab[3], sel);
-  const uint high = ((b >> 3) & 0x01010101u) * 255u;  // 0xFF in the bytes whose code is >= 8
-  return (lo & ~high) | (hi & high);
-}
+inline uint gi_nibbles_to_s8(uint b, const uint* tab) { return table_s8x4(b, tab); }
 #else
 // 4 nibbles in bytes (0..15 each) -> the signed bytes code - 8: no borrow crosses a byte with bit 7 set.
 inline uint gi_nibbles_to_s8(uint b, const uint* unused) {
@@ -150,13 +121,11 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
 
   uint4 ra[A_LOADS], rb[B_UNITS];
   float rdx, rdw;
-#if LUT_INT8
+#if LUT_INT8  // (WFMT 4 only)
   uint tab[4];
-  gi_int8_table(lut, tab);
-#define CODE_UNIT (1.0f / 127.0f)  // the weight of one int8 table step, per unit of block scale
+  int8_table(lut, tab);
 #else
   const uint* tab = 0;
-#define CODE_UNIT 1.0f
 #endif
 #define GI_LOAD(kt)                                                                                   \
   {                                                                                                   \
@@ -170,8 +139,8 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
     }                                                                                                 \
     const int blk = 2 * (kt) + sc_b, c = blk * QX_BLOCK;                                              \
     rdx = dx[(size_t)(m0 + sc_r) * nblk + blk];                                                       \
-    rdw = c < cols ? CODE_UNIT * block_scale(scales, absmax2, dq_lut, dq_offset, sbase + (c >> block_shift)) \
-                   : 0.0f;                                                                            \
+    rdw = 0.0f;                                                                                       \
+    if (c < cols) rdw = INT8_CODE_UNIT * block_scale(scales, absmax2, dq_lut, dq_offset, sbase + (c >> block_shift)); \
   }
   // Registers -> local stage st. B: WFMT 4 unit = 32 nibbles of row sc_r, block sc_b -> 2 chunks of
   // int8 (words 0, 1 -> chunk 2 sc_b; 2, 3 -> chunk 2 sc_b + 1); WFMT 8 units l = chunks 2 sc_b + l.

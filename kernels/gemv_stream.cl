@@ -1,5 +1,5 @@
 // gemv_stream.cl: one-token y (+)= x W^T for the weight-only code formats of matmul_lut.cl (int4 /
-// q8_0 through dp4a, and the table formats: nf4, fp4, dyn8, per-tensor k-means), NVIDIA path only
+// q8_0 / nf4 / fp4 through dp4a, and the table formats: dyn8, per-tensor k-means), NVIDIA path only
 // (warp shuffles). Same weight layout, arguments and numerics as matmul_lut.cl; a different schedule:
 // - a persistent grid (a few work-groups per SM); warp w of the grid owns the row sets w, w + W, ..
 //   (W = warps in the grid; a row set = GS_ROWS consecutive rows) and streams them in (row set, chunk)
@@ -89,7 +89,7 @@ inline float scale_value(uint bits, __global const float* absmax2, __global cons
 __attribute__((always_inline)) inline void gs_chunk(
     const uint4* q, const uint* sb, float* acc, int u, int set, int rows, int blocks_per_row, int block_shift,
     __global const float* absmax2, __global const float* dq_lut, float dq_offset,
-    __local const uint4* xlo, __local const uint4* xhi, __local const float2* xscale) {
+    __local const uint4* xlo, __local const uint4* xhi, __local const float2* xscale, const uint* tab) {
   uint xq[X_WORDS];
   const uint4 lo = xlo[u];
   xq[0] = lo.x, xq[1] = lo.y, xq[2] = lo.z, xq[3] = lo.w;
@@ -100,9 +100,9 @@ __attribute__((always_inline)) inline void gs_chunk(
   const float2 xs = xscale[u];  // (dx, xsum)
 #pragma unroll
   for (int j = 0; j < GS_ROWS; ++j) {
-    const float s = scale_value(sb[j], absmax2, dq_lut, dq_offset, GS_BLOCK(GS_ROW(set, j), u));
+    const float s = INT8_CODE_UNIT * scale_value(sb[j], absmax2, dq_lut, dq_offset, GS_BLOCK(GS_ROW(set, j), u));
     uint cb[X_WORDS];
-    code_bytes(q[j], cb);
+    code_bytes(q[j], cb, tab);
     acc[j] = fma(s * xs.x, (float)dot_codes_x(cb, xq, (int)xs.y), acc[j]);
   }
 }
@@ -112,7 +112,7 @@ __attribute__((always_inline)) inline void gs_chunk(
 #define GS_XHI xlo  // (unused)
 #endif
 #define GS_CHUNK(q, sb, u) \
-  gs_chunk(q, sb, acc, u, set, rows, blocks_per_row, block_shift, absmax2, dq_lut, dq_offset, xlo, GS_XHI, xscale)
+  gs_chunk(q, sb, acc, u, set, rows, blocks_per_row, block_shift, absmax2, dq_lut, dq_offset, xlo, GS_XHI, xscale, tab)
 #else
 __attribute__((always_inline)) inline void gs_chunk(
     const uint4* q, const uint* sb, float* acc, int u, int set, int rows, int blocks_per_row, int block_shift,
@@ -173,6 +173,7 @@ void gemv_stream(__global const uint4* codes, int row_words, __global const floa
                  int rows, int cols, int n_tok, int accumulate, __global const float* norm_w, float eps,
                  __global const uchar* pf, int pf_bytes) {
 #if LUT_DP4A
+  DECLARE_INT8_TABLE(tab, lut);      // nf4 / fp4: the table as int8 (LUT_INT8)
   __local uint4 xlo[GS_GROUPS];      // [groups] int8 x words 0..3 of each group (dp4a_x.cl order)
 #if LUT_BITS == 4
   __local uint4 xhi[GS_GROUPS];      // [groups] words 4..7

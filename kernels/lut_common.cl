@@ -65,6 +65,51 @@
 #define LUT_LINEAR 0
 #endif
 
+// LUT_INT8 (4-bit tables with a block scale: nf4, fp4): the int8 kernels (the dp4a GEMVs, the int8
+// tensor-core GEMM) take each table value rounded to int8, round(T[c] * 127), and the block scale times
+// 1/127 (INT8_CODE_UNIT): at most absmax / 254 per weight.
+#ifndef LUT_INT8
+#define LUT_INT8 0
+#endif
+#if LUT_INT8
+#define INT8_CODE_UNIT (1.0f / 127.0f)
+#else
+#define INT8_CODE_UNIT 1.0f
+#endif
+
+// The 16 table values rounded to int8 as 4 words: code c in byte c % 4 of word c / 4.
+inline void int8_table(__global const float* lut, uint* tab) {
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    uint v = 0u;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v |= ((uint)(int)rint(lut[4 * w + i] * 127.0f) & 255u) << (8 * i);
+    tab[w] = v;
+  }
+}
+
+// 4 codes in bytes (0..15 each) -> their int8 table values (int8_table), byte for byte. NVIDIA: byte
+// permutes over the table's low and high halves (selector nibbles = the codes' low 3 bits), then a
+// bytewise pick by the codes' bit 3.
+inline uint table_s8x4(uint b, const uint* tab) {
+#if QUILL_PTX
+  const uint m = b & 0x07070707u, s = m | (m >> 4);
+  const uint sel = (s & 0xFFu) | ((s >> 8) & 0xFF00u);
+  uint lo, hi;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(lo) : "r"(tab[0]), "r"(tab[1]), "r"(sel));
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(hi) : "r"(tab[2]), "r"(tab[3]), "r"(sel));
+  const uint high = ((b >> 3) & 0x01010101u) * 255u;  // 0xFF in the bytes whose code is >= 8
+  return (lo & ~high) | (hi & high);
+#else
+  uint r = 0u;
+  for (int i = 0; i < 4; ++i) {
+    const uint c = (b >> (8 * i)) & 15u;
+    r |= ((tab[c >> 2] >> (8 * (c & 3u))) & 255u) << (8 * i);
+  }
+  return r;
+#endif
+}
+
 // SCALE_KIND 0: no scale (k-means: the table holds the values)
 //            1: fp32 per block (bitsandbytes absmax)
 //            2: fp16 per block (GGUF d)

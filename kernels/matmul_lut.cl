@@ -18,15 +18,16 @@
 #define CODES_PER_WORD (32 / LUT_BITS)      // 8 or 4
 #define CODES_PER_UINT4 (4 * CODES_PER_WORD)  // 32 or 16
 
-// LUT_DP4A (integer codes only: int4 = LUT_ARITH, q8_0 = LUT_LINEAR): llama.cpp's route. A lane
-// quantizes its CODES_PER_UINT4 x values of each uint4 to int8 (one scale per group: amax / 127,
-// round half even) and multiplies with dp4a: 2 (4-bit) / 1 (8-bit) integer ops per 4 codes instead
-// of a float decode + 4 FMAs. The x rounding adds at most |w| * amax / 254 per product.
+// LUT_DP4A (int8 codes: int4 = LUT_ARITH, q8_0 = LUT_LINEAR, nf4 / fp4 = LUT_INT8's rounded table):
+// llama.cpp's route. A lane quantizes its CODES_PER_UINT4 x values of each uint4 to int8 (one scale per
+// group: amax / 127, round half even) and multiplies with dp4a: 2 (4-bit) / 1 (8-bit) integer ops per
+// 4 codes instead of a float decode + 4 FMAs. The x rounding adds at most |w| * amax / 254 per
+// product (LUT_INT8: and the table's, |x| * absmax / 254).
 #ifndef LUT_DP4A
 #define LUT_DP4A 0
 #endif
-#if LUT_DP4A && !((LUT_BITS == 4 && LUT_ARITH) || (LUT_BITS == 8 && LUT_LINEAR))
-#error "LUT_DP4A needs integer codes (LUT_ARITH 4-bit or LUT_LINEAR 8-bit)"
+#if LUT_DP4A && !((LUT_BITS == 4 && (LUT_ARITH || LUT_INT8)) || (LUT_BITS == 8 && LUT_LINEAR))
+#error "LUT_DP4A needs int8 codes (LUT_ARITH or LUT_INT8 4-bit, LUT_LINEAR 8-bit)"
 #endif
 #include "dp4a_x.cl"
 
@@ -67,7 +68,10 @@ void matmul_lut(__global const uint4* codes, int row_words, __global const float
   const int t0 = get_group_id(1) * TOK_TILE;
   const int n_here = min(TOK_TILE, n_tok - t0);
 
-#if LUT_BITS == 4 && !LUT_ARITH
+#if LUT_DP4A
+  DECLARE_INT8_TABLE(tab, lut);  // nf4 / fp4: the table as int8 (LUT_INT8; one table, lut_stride 0)
+#endif
+#if LUT_BITS == 4 && !LUT_ARITH && !LUT_DP4A
   for (int i = lid; i < ROWS_PER_WG * 16; i += WG_SIZE)
     table[i] = lut[(size_t)min(row0 + i / 16, rows - 1) * lut_stride + (i & 15)];
 #elif LUT_BITS == 8 && !LUT_LINEAR
@@ -103,7 +107,7 @@ void matmul_lut(__global const uint4* codes, int row_words, __global const float
       float s[ROWS_PER_WARP];
 #pragma unroll
       for (int j = 0; j < ROWS_PER_WARP; ++j)
-        s[j] = block_scale(scales, absmax2, dq_lut, dq_offset, sbase[j] + (c0 >> block_shift));
+        s[j] = INT8_CODE_UNIT * block_scale(scales, absmax2, dq_lut, dq_offset, sbase[j] + (c0 >> block_shift));
 #if LUT_DP4A
       // xq[t]: token t's x of columns c0 .. c0 + CODES_PER_UINT4 - 1 as int8 (dp4a_x.cl), dx[t] its
       // scale, xsum[t] its sum.
@@ -121,7 +125,7 @@ void matmul_lut(__global const uint4* codes, int row_words, __global const float
 #pragma unroll
       for (int j = 0; j < ROWS_PER_WARP; ++j) {
         uint cb[X_WORDS];
-        code_bytes(q[j], cb);
+        code_bytes(q[j], cb, tab);
 #pragma unroll
         for (int t = 0; t < TOK_TILE; ++t)
           acc[j][t] = fma(s[j] * dx[t], (float)dot_codes_x(cb, xq[t], xsum[t]), acc[j][t]);

@@ -28,7 +28,7 @@ struct Case {
   bool accumulate = false;
   bool per_row = true;      // kmeans4
   int input = 0;            // input transform: 0 none, 1 RMSNorm, 2 SwiGLU (fused up to 8 tokens)
-  bool dp4a = false;        // int4 / q8_0: x quantized to int8 per group and dp4a ($QUILL_GEMV_DP4A)
+  bool dp4a = false;        // int4 / q8_0 / nf4 / fp4: x quantized to int8 per group and dp4a ($QUILL_GEMV_DP4A)
   bool stream = true;       // one token on NVIDIA: gemv_stream.cl; false: matmul_lut.cl ($QUILL_GEMV_STREAM)
 };
 
@@ -129,7 +129,8 @@ TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
                          host::GemmDequant::int8_core_on(device.info());
   const bool x_int8 = (c.dp4a && !fp16_gemm) || int8_gemm;
   const int group = c.scheme == QuantScheme::Q8_0 && !int8_gemm ? 16 : 32;
-  const std::vector<double> w_half = int8_gemm ? test::table_int8_half_steps(q) : std::vector<double>{};
+  // nf4 / fp4 through dp4a or the int8 GEMM: their table values rounded to int8 too (empty otherwise).
+  const std::vector<double> w_half = x_int8 ? test::table_int8_half_steps(q) : std::vector<double>{};
   for (int t = 0; t < c.n_tok; ++t) {
     const double* xr = xe.data() + size_t(t) * c.cols;
     const std::vector<double> x_half =
@@ -200,11 +201,11 @@ std::vector<Case> cases() {
       out.back().stream = false;
     }
   }
-  // int4 / q8_0 again through the dp4a path (x quantized to int8).
+  // int4 / q8_0 / nf4 / fp4 again through the dp4a path (x quantized to int8; nf4 / fp4 tables as int8).
   const size_t n = out.size();
   for (size_t i = 0; i < n; ++i) {
     const QuantScheme s = out[i].scheme;
-    if (s == QuantScheme::Int4 || s == QuantScheme::Q8_0) {
+    if (s == QuantScheme::Int4 || s == QuantScheme::Q8_0 || s == QuantScheme::NF4 || s == QuantScheme::FP4) {
       out.push_back(out[i]);
       out.back().dp4a = true;
     }

@@ -110,7 +110,10 @@ int main(int argc, char** argv) {
     }
   }
   for (const std::string& cfg : configs) {
-    if (!cfg.empty()) setenv("QUILL_INT8_MMA", cfg.c_str(), 1);
+    if (!cfg.empty()) {  // this tiling for every grid
+      setenv("QUILL_INT8_MMA", cfg.c_str(), 1);
+      setenv("QUILL_INT8_MMA_SMALL", cfg.c_str(), 1);
+    }
     for (const Case c : {Case{4096, 4096, 512, 0.0f}, Case{14336, 4096, 512, 0.0f}, Case{4096, 14336, 512, 0.0f},
                          Case{4096, 4096, 2048, 0.0f}, Case{4096, 4096, 512, 6.0f}}) {
       const Timing t = time_shape(device, c.rows, c.cols, c.n_tok, c.threshold, 10);
