@@ -168,4 +168,8 @@ inline void prefetch_l2(__global const uchar* p, int bytes) {
 #endif
 }
 
+// The int8 part of an int8 / LLM.int8() output (QUANT_SPEC.md 1): the exact int32 dot product c32 of the
+// codes, with the token's scale sca and the weight row's scb: c32 * sca * scb / 127^2.
+inline float int8_dequant(int c32, float sca, float scb) { return (float)c32 * sca * scb / 16129.0f; }
+
 #endif  // QUILL_COMMON_CL

@@ -90,7 +90,7 @@ void matmul_int8_rows(__global const char* CB, __global const float* SCB, __glob
     const float osum = n_out > 0 ? lane_group_sum(part, fscratch) : 0.0f;
     if (lane == 0 && row < rows && t < n_here) {
       const size_t at = (size_t)(t0 + t) * rows + row;
-      const float y = (float)c32 * SCA[t0 + t] * SCB[row] / 16129.0f + osum;
+      const float y = int8_dequant(c32, SCA[t0 + t], SCB[row]) + osum;
       Y[at] = accumulate ? Y[at] + y : y;
     }
   }
@@ -222,7 +222,7 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
       for (int c = 0; c < 4; ++c) {
         const int i = m0 + wm * MT * 16 + a * 16 + g + (c >> 1) * 8;
         const int k = n0 + wn * NT * 8 + b * 8 + t4 * 2 + (c & 1);  // < rows_pad: SCB is zero padded
-        facc[a][b][c] = i < n_tok ? (float)acc[a][b][c] * SCA[i] * SCB[k] / 16129.0f : 0.0f;
+        facc[a][b][c] = i < n_tok ? int8_dequant(acc[a][b][c], SCA[i], SCB[k]) : 0.0f;
       }
   const int n_out = ocount[0];
   for (int o0 = 0; o0 < n_out; o0 += OCH) {

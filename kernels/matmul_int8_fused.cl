@@ -210,7 +210,7 @@ inline void fz_load_chunk(uint4 dst[RPW][4], __global const char* CB, int task, 
         _Pragma("unroll") for (int r_ = 0; r_ < RPW; ++r_) {                                        \
           const int c32_ = lane_group_isum(acc[r_], iscr), row_ = task * RPW + r_;                  \
           if (lane == 0 && row_ < rows) {                                                           \
-            const float v_ = fz_int8_output(c32_, lsca[0], SCB[row_]);                              \
+            const float v_ = int8_dequant(c32_, lsca[0], SCB[row_]);                              \
             Y[row_] = accumulate ? Y[row_] + v_ : v_;                                               \
           }                                                                                         \
           acc[r_] = 0;                                                                              \
@@ -265,8 +265,6 @@ inline float fz_outlier_part(const FzOutliers* o, int t, int row, int lane) {
   return part;
 }
 
-// The int8 part of an output: the int32 dot product c32 with the token's scale sca and the row's scb.
-inline float fz_int8_output(int c32, float sca, float scb) { return (float)c32 * sca * scb / 16129.0f; }
 
 // One output of the GEMV: sums this lane's int32 share c over the warp, adds the outlier part of token t,
 // and lane 0 stores y[t, row] (+)= (Y [n_tok, rows]). All lanes call.
@@ -279,7 +277,7 @@ inline void fz_store_output(int c, int t, int row, int valid, const FzOutliers* 
   const float osum = ocount > 0 ? lane_group_sum(part, fscr) : 0.0f;
   if (lane == 0 && valid && row < rows) {
     const size_t at = (size_t)t * rows + row;
-    const float y = fz_int8_output(c32, lsca[t], o->SCB[row]) + osum;
+    const float y = int8_dequant(c32, lsca[t], o->SCB[row]) + osum;
     Y[at] = accumulate ? Y[at] + y : y;
   }
 }
