@@ -21,9 +21,10 @@
 #endif
 #define QX_BLOCK 32  // columns per x scale: one k32 step of the mma
 
-// x [n_tok, cols] f32 -> qx [tok_pad, ld] int8 codes round_half_even(x * 127 / amax) in the K order
-// above, dx [tok_pad, ld / 32] f32 = amax / 127 of the token's block (0 and codes 0 past n_tok, past
-// cols, and for an all-zero block). ld % 32 == 0, tok_pad a multiple of the GEMM's BM.
+// x [n_tok, cols] f32 -> qx [tok_pad, ld] int8 codes rint(x * (127 / amax)) (half even; the tests bound
+// the rounding, so no exact division is needed) in the K order above, dx [tok_pad, ld / 32] f32 = amax /
+// 127 of the token's block (0 and codes 0 past n_tok, past cols, and for an all-zero block). ld % 32 == 0,
+// tok_pad a multiple of the GEMM's BM.
 // NDRange: global (tok_pad * ld / 32): one work-item per (token, block).
 __kernel void gemm_quantize_x(__global const float* x, int n_tok, int cols, __global uint* qx, __global float* dx,
                               int ld) {
