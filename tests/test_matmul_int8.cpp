@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
+#include <string>
 
 #include "engine/linear_factories.hpp"
 #include "engine/quantize_int8.hpp"
@@ -146,6 +148,23 @@ TEST(MatmulInt8, LaunchesPerForward) {
   auto llm = make_linear_int8(device, quantize_llm_int8(wf), QuantScheme::LlmInt8, p);
   EXPECT_EQ(llm->launches_per_forward(1), 1);  // decode: the fused kernel
   EXPECT_EQ(llm->launches_per_forward(64), 3);
+}
+// Both tensor-core GEMM tilings (host/matmul_int8.cpp: the general 128x128 one and the 128x64 one for
+// grids the general one would not fill) on every grid: the test shapes are small, so without the
+// override every GEMM here would take the small-grid tiling. (PoCL: the rows kernel, as elsewhere.)
+TEST(MatmulInt8, BothGemmTilings) {
+  for (const char* tiling : {"4,2,2,8", "2,4,4,2"}) {
+    setenv("QUILL_INT8_MMA", tiling, 1);
+    setenv("QUILL_INT8_MMA_SMALL", tiling, 1);
+    std::mt19937_64 rng(test::test_seed() + 23);
+    const auto in = test::make_int8_inputs(rng, 70, 300, true);
+    MatrixF32 wf{261, 300, test::random_floats(rng, size_t(261) * 300)};
+    run_and_check(in.x, quantize_llm_int8(wf, in.outlier_dims), QuantScheme::LlmInt8, 6.0f,
+                  std::string("tiling ") + tiling + " seed " + std::to_string(test::test_seed()));
+    run_and_check(in.x, quantize_llm_int8(wf), QuantScheme::Int8, 6.0f, std::string("int8, tiling ") + tiling);
+  }
+  unsetenv("QUILL_INT8_MMA");
+  unsetenv("QUILL_INT8_MMA_SMALL");
 }
 
 INSTANTIATE_TEST_SUITE_P(
