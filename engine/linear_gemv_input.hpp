@@ -3,6 +3,8 @@
 // the prefill GEMM (host::GemmDequant). Shared by linear_float.cpp and linear_lut.cpp.
 #pragma once
 
+#include <optional>
+
 #include "engine/linear.hpp"
 #include "host/gemm_dequant.hpp"
 #include "host/matmul_lut.hpp"
@@ -21,6 +23,13 @@ inline host::FusedInput fused_input(const InputTransform& t) {
   if (t.kind == InputTransform::Kind::kRmsNorm) f = {host::FusedInput::kRmsNorm, t.norm_weight, t.eps};
   if (t.kind == InputTransform::Kind::kSwiGlu) f.kind = host::FusedInput::kSwiGlu;
   return f;
+}
+
+// Whether a call of n_tok tokens takes the prefill GEMM (when the Linear has one): from min_tokens on,
+// and only for untransformed x (the GEMV kernels fuse the transforms; the GEMM does not).
+inline bool prefill_gemm_applies(const std::optional<host::GemmDequant>& gemm, int min_tokens, int n_tok,
+                                 const host::FusedInput& input) {
+  return gemm && n_tok >= min_tokens && input.kind == host::FusedInput::kNone;
 }
 
 // The prefill GEMM's scratch for its converted x, shared by every Linear of the session.

@@ -132,7 +132,7 @@ class LinearLut final : public Linear {
 
  private:
   bool uses_gemm(int n_tok, const host::FusedInput& input) const {
-    return gemm_ && n_tok >= gemm_min_tokens_ && input.kind == host::FusedInput::kNone;
+    return prefill_gemm_applies(gemm_, gemm_min_tokens_, n_tok, input);
   }
 
   bool arith_codes_ = false;  // int4 / q8_0: the code is the value (no table lookup)
