@@ -168,6 +168,21 @@ inline void prefetch_l2(__global const uchar* p, int bytes) {
 #endif
 }
 
+// The tensor-core GEMMs' epilogue for one accumulator pair: y[tok, row] and y[tok, row + 1] (the latter
+// only while row + 1 < rows) (+)= v, with y [n_tok, rows] f32 and row even; nothing past n_tok or rows.
+// One aligned float2 when rows is even, else element by element.
+inline void store_row_pair(__global float* y, int tok, int row, int n_tok, int rows, float2 v, int accumulate) {
+  if (tok >= n_tok || row >= rows) return;
+  __global float* out = y + (size_t)tok * rows + row;
+  if ((rows & 1) == 0) {
+    if (accumulate) v += *(__global float2*)out;
+    *(__global float2*)out = v;
+  } else {
+    out[0] = accumulate ? out[0] + v.x : v.x;
+    if (row + 1 < rows) out[1] = accumulate ? out[1] + v.y : v.y;
+  }
+}
+
 // The int8 part of an int8 / LLM.int8() output (QUANT_SPEC.md 1): the exact int32 dot product c32 of the
 // codes, with the token's scale sca and the weight row's scb: c32 * sca * scb / 127^2.
 inline float int8_dequant(int c32, float sca, float scb) { return (float)c32 * sca * scb / 16129.0f; }

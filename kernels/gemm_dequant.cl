@@ -224,26 +224,14 @@ void gemm_dequant(__global const uint4* codes, int row_words, __global const flo
   }
 
   // Fragment element e of (mi, ni): token 32 wm + 16 mi + gq (+ 8 for e >= 2), rows 2 tq, 2 tq + 1.
-  const int pairs_ok = (rows & 1) == 0;  // two adjacent rows are one aligned float2
 #pragma unroll
   for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
     for (int ni = 0; ni < 8; ++ni)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int tok = t0 + 32 * wm + 16 * mi + gq + 8 * h;
-        const int row = r0 + 64 * wn + 8 * ni + 2 * tq;
-        if (tok >= n_tok || row >= rows) continue;
-        __global float* out = y + (size_t)tok * rows + row;
-        float2 v = (float2)(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
-        if (pairs_ok) {
-          if (accumulate) v += *(__global float2*)out;
-          *(__global float2*)out = v;
-        } else {
-          out[0] = accumulate ? out[0] + v.x : v.x;
-          if (row + 1 < rows) out[1] = accumulate ? out[1] + v.y : v.y;
-        }
-      }
+      for (int h = 0; h < 2; ++h)
+        store_row_pair(y, t0 + 32 * wm + 16 * mi + gq + 8 * h, r0 + 64 * wn + 8 * ni + 2 * tq, n_tok, rows,
+                       (float2)(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]), accumulate);
 }
 
 #else

@@ -210,25 +210,13 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
   }
 
   // Fragment element c of (a, b): token wm*32 + 16 a + g (+ 8 for c >= 2), rows 2 t4, 2 t4 + 1.
-  const int pairs_ok = (rows & 1) == 0;  // two adjacent rows are one aligned float2
 #pragma unroll
   for (int a = 0; a < MT; ++a)
 #pragma unroll
     for (int b = 0; b < NT; ++b)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int tok = m0 + wm * MT * 16 + a * 16 + g + 8 * h;
-        const int row = r0 + wn * NT * 8 + b * 8 + 2 * t4;
-        if (tok >= n_tok || row >= rows) continue;
-        __global float* out = y + (size_t)tok * rows + row;
-        float2 v = (float2)(acc[a][b][2 * h], acc[a][b][2 * h + 1]);
-        if (pairs_ok) {
-          if (accumulate) v += *(__global float2*)out;
-          *(__global float2*)out = v;
-        } else {
-          out[0] = accumulate ? out[0] + v.x : v.x;
-          if (row + 1 < rows) out[1] = accumulate ? out[1] + v.y : v.y;
-        }
-      }
+      for (int h = 0; h < 2; ++h)
+        store_row_pair(y, m0 + wm * MT * 16 + a * 16 + g + 8 * h, r0 + wn * NT * 8 + b * 8 + 2 * t4, n_tok, rows,
+                       (float2)(acc[a][b][2 * h], acc[a][b][2 * h + 1]), accumulate);
 }
 #endif  // QUILL_PTX
