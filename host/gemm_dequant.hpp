@@ -59,8 +59,6 @@ class GemmDequant {
   size_t input_scale_bytes(int n_tok, int cols, int row_words = 0) const;
   // Kernel launches per call (the x conversion and the GEMM on the tensor-core paths).
   int launches() const { return tensor_cores_ ? 2 : 1; }
-  // Whether calls take the int8 tensor-core core (gemm_int8_blocks.cl).
-  bool int8_core() const { return int8_core_; }
 
   // Token count from which the engine uses this GEMM instead of the GEMV kernels ($QUILL_GEMM_MIN_TOKENS).
   static int min_tokens();

@@ -10,8 +10,18 @@
 
 #include "engine/quantize_blockwise.hpp"
 #include "engine/quantize_matrix.hpp"
+#include "host/device_info.hpp"
+#include "host/gemm_dequant.hpp"
 
 namespace quill::test {
+
+// Whether the prefill GEMM of `scheme` runs on the int8 tensor cores on this device (host::GemmDequant:
+// int4, q8_0, nf4, fp4 where int8_core_on), and so rounds x, and nf4 / fp4's table, to int8.
+inline bool int8_gemm_core(QuantScheme scheme, const host::DeviceInfo& info) {
+  return (scheme == QuantScheme::Int4 || scheme == QuantScheme::Q8_0 || scheme == QuantScheme::NF4 ||
+          scheme == QuantScheme::FP4) &&
+         host::GemmDequant::int8_core_on(info);
+}
 
 // Per column of one token's x [cols]: the amax of its group of `group` columns (from column 0) / 254.
 template <typename T>

@@ -69,9 +69,7 @@ TEST_P(GemmDequantTest, MatchesFp64ReferenceOverDequantized) {
   const auto y = yb.read_vector<float>(y0.size());
 
   const double rel = device.info().inline_ptx ? 2e-3 : 1e-5;
-  const bool int8_core = (c.scheme == QuantScheme::Int4 || c.scheme == QuantScheme::Q8_0 ||
-                          c.scheme == QuantScheme::NF4 || c.scheme == QuantScheme::FP4) &&
-                         host::GemmDequant::int8_core_on(device.info());
+  const bool int8_core = test::int8_gemm_core(c.scheme, device.info());
   const std::vector<double> w_half = int8_core ? test::table_int8_half_steps(q) : std::vector<double>{};
   EXPECT_EQ(linear->launches_per_forward(c.n_tok), 2);  // x converted, then the GEMM
   for (int t = 0; t < c.n_tok; ++t) {

@@ -123,10 +123,7 @@ TEST_P(MatmulLutTest, MatchesFp64ReferenceOverDequantized) {
   // dp4a: x rounded to int8 per group of `group` columns (the codes of one uint4), scale amax / 127,
   // so each product moves by at most |w| * amax / 254; so does the int8 tensor-core GEMM (int4, q8_0,
   // nf4, fp4 on sm_80+) with groups of 32, which also rounds nf4 / fp4 table values (|x| * absmax / 254).
-  const bool int8_gemm = fp16_gemm &&
-                         (c.scheme == QuantScheme::Int4 || c.scheme == QuantScheme::Q8_0 ||
-                          c.scheme == QuantScheme::NF4 || c.scheme == QuantScheme::FP4) &&
-                         host::GemmDequant::int8_core_on(device.info());
+  const bool int8_gemm = fp16_gemm && test::int8_gemm_core(c.scheme, device.info());
   const bool x_int8 = (c.dp4a && !fp16_gemm) || int8_gemm;
   const int group = c.scheme == QuantScheme::Q8_0 && !int8_gemm ? 16 : 32;
   // nf4 / fp4 through dp4a or the int8 GEMM: their table values rounded to int8 too (empty otherwise).
