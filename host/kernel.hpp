@@ -74,6 +74,7 @@ class Kernel {
 
   const std::string& name() const { return name_; }
   bool valid() const { return kernel_ != nullptr; }  // false for a default-constructed Kernel
+  ClKernel handle() const { return kernel_; }          // for enqueueing on a queue other than the device's
 
  private:
   std::shared_ptr<const Program> program_;
