@@ -11,7 +11,9 @@
 namespace quill::host {
 
 double measure_read_bandwidth(Device& device, size_t bytes, int reps) {
-  bytes = std::min<size_t>(bytes, device.info().max_alloc_bytes) / 16 * 16;
+  // At most 1 GiB: more adds nothing to the figure, and on NVIDIA's OpenCL (driver 580) the probe at 2 GiB
+  // never returned (docs/PERFORMANCE.md, session 9).
+  bytes = std::min<size_t>({bytes, device.info().max_alloc_bytes, size_t(1) << 30}) / 16 * 16;
   Buffer src(device, bytes), sink(device, 16);
   src.fill_bytes(1);
   Kernel kernel(device.program("stream.cl"), "stream_read");

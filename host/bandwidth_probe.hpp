@@ -8,7 +8,7 @@ namespace quill::host {
 
 class Device;
 
-// Bytes per second reading `bytes` (capped at the maximum allocation) with coalesced 16-byte loads;
+// Bytes per second reading `bytes` (capped at the maximum allocation and 1 GiB) with coalesced 16-byte loads;
 // the median of `reps` timed runs after two warm-ups. Needs a profiling queue.
 double measure_read_bandwidth(Device& device, size_t bytes, int reps);
 

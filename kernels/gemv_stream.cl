@@ -143,6 +143,14 @@ __attribute__((always_inline)) inline void gs_chunk(
   gs_chunk(q, sb, acc, u, set, rows, blocks_per_row, block_shift, absmax2, dq_lut, dq_offset, xf, table)
 #endif
 
+// Measurement builds only ($QUILL_GEMV_STREAM_DEFS, docs/PERFORMANCE.md): GS_DIAG_NO_COMPUTE folds each
+// chunk's bits into the sum instead of computing it (the loads and schedule alone); GS_DIAG_NO_STAGE skips
+// x's staging (the barrier stays). Both give wrong outputs.
+#if GS_DIAG_NO_COMPUTE
+#undef GS_CHUNK
+#define GS_CHUNK(q, sb, u) acc[0] += (float)((q)[0].x ^ (q)[0].w ^ (sb)[0])
+#endif
+
 // Computes the GS_PIPE chunks in q / sb, advancing the compute cursor (set, chunk); at the end of a
 // row set, sums each row over the warp and stores it.
 #define GS_COMPUTE_BLOCK(q, sb)                                                                     \
@@ -205,6 +213,9 @@ void gemv_stream(__global const uint4* codes, int row_words, __global const floa
   const int groups = (cols + CODES_PER_UINT4 - 1) / CODES_PER_UINT4;
   const int aligned = (cols & 3) == 0;
   float ss = 0.0f;
+#if GS_DIAG_NO_STAGE
+  if (groups < 0)
+#endif
   for (int g = lid; g < groups; g += WG_SIZE) {  // (unrolled by 2: measured slower, PERFORMANCE.md)
     float4 xv[X4_PER_GROUP];
 #pragma unroll
