@@ -7,6 +7,15 @@
 
 #define X_WORDS (CODES_PER_UINT4 / 4)  // int8x4 words of one group: 8 (4-bit) or 4 (8-bit)
 
+// How a 4-bit table's codes (LUT_INT8) become int8 values: 1, a code word's nibbles in order through
+// table_s8x4_nibbles (6 operations per 4 codes: gemv_stream, one token, +11% nf4 tg); 0, its even and odd
+// nibbles through table_s8x4 (11). matmul_lut (2-8 tokens, 8 rows of decoded codes per warp) keeps 0: with 1
+// its 4-token GEMV ran 30% slower (ptxas: 255 registers; docs/PERFORMANCE.md, session 9). x follows the codes.
+#ifndef DP4A_NIBBLE_ORDER
+#define DP4A_NIBBLE_ORDER 0
+#endif
+#define DP4A_TABLE_IN_ORDER (LUT_BITS == 4 && LUT_INT8 && DP4A_NIBBLE_ORDER)
+
 // The 4 components of v (|v| <= 127.5) rounded half even to int8, packed (v.x in the low byte):
 // 1.5 * 2^23 + v has the integer in its low mantissa bits.
 inline uint pack_s8x4(float4 v) {
@@ -15,8 +24,9 @@ inline uint pack_s8x4(float4 v) {
 }
 
 // One group's x values xv (CODES_PER_UINT4 columns in order) -> xq, the int8x4 words in the order the
-// codes' bytes take them (4-bit: word 2k the even columns of code word k, 2k + 1 the odd ones; 8-bit:
-// word k = code word k); *dx the group's scale; *xsum the sum of its int8 values (4-bit: for the -8).
+// codes' bytes take them (4-bit: word 2k the even columns of code word k, 2k + 1 the odd ones; 8-bit and
+// DP4A_TABLE_IN_ORDER: the columns in order, word k = columns 4k .. 4k + 3); *dx the group's scale; *xsum the
+// sum of its int8 values (int4: for the -8).
 inline void quantize_x_group(const float4* xv, uint* xq, float* dx, int* xsum) {
   float amax = 0.0f;
 #pragma unroll
@@ -29,7 +39,11 @@ inline void quantize_x_group(const float4* xv, uint* xq, float* dx, int* xsum) {
   int sum = 0;
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
-#if LUT_BITS == 4
+#if DP4A_TABLE_IN_ORDER
+    xq[2 * k] = pack_s8x4(xv[2 * k] * inv);
+    xq[2 * k + 1] = pack_s8x4(xv[2 * k + 1] * inv);
+    sum = dot_s8x4(xq[2 * k], 0x01010101u, dot_s8x4(xq[2 * k + 1], 0x01010101u, sum));
+#elif LUT_BITS == 4
     const float4 a = xv[2 * k] * inv, b = xv[2 * k + 1] * inv;
     xq[2 * k] = pack_s8x4((float4)(a.x, a.z, b.x, b.z));
     xq[2 * k + 1] = pack_s8x4((float4)(a.y, a.w, b.y, b.w));
@@ -42,13 +56,17 @@ inline void quantize_x_group(const float4* xv, uint* xq, float* dx, int* xsum) {
 }
 
 // The codes of q (one uint4) as X_WORDS words of signed bytes in the order of quantize_x_group's
-// words: 4-bit: word 2k the even codes of code word k (0..15 each; LUT_INT8: their int8 table values,
-// tab from int8_table), 2k + 1 the odd ones; 8-bit: the words.
+// words: 4-bit: word 2k the even codes of code word k (0..15 each; LUT_INT8: their int8 table values, tab
+// from int8_table), 2k + 1 the odd ones; DP4A_TABLE_IN_ORDER: the int8 table values of code word k's nibbles
+// 0..3 (word 2k) and 4..7 (2k + 1), its columns in order; 8-bit: the words.
 inline void code_bytes(uint4 q, uint* cb, const uint* tab) {
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
     const uint w = word_of(q, k);
-#if LUT_BITS == 4 && LUT_INT8
+#if DP4A_TABLE_IN_ORDER
+    cb[2 * k] = table_s8x4_nibbles(w, tab);
+    cb[2 * k + 1] = table_s8x4_nibbles(w >> 16, tab);
+#elif LUT_BITS == 4 && LUT_INT8
     cb[2 * k] = table_s8x4(w & 0x0F0F0F0Fu, tab);
     cb[2 * k + 1] = table_s8x4((w >> 4) & 0x0F0F0F0Fu, tab);
 #elif LUT_BITS == 4

@@ -22,6 +22,7 @@
 #endif
 #define CODES_PER_WORD (32 / LUT_BITS)
 #define CODES_PER_UINT4 (4 * CODES_PER_WORD)
+#define DP4A_NIBBLE_ORDER 1  // nf4 / fp4: their codes in order through table_s8x4_nibbles (dp4a_x.cl)
 #include "dp4a_x.cl"
 
 #ifndef GS_PIPE
