@@ -37,30 +37,6 @@
 #define GS_GROUPS (GS_MAX_COLS / CODES_PER_UINT4)  // uint4 chunks of one row at most
 #define X4_PER_GROUP (CODES_PER_UINT4 / 4)          // float4 of x per uint4 of codes: 8 or 4
 
-// The raw bits of block b's scale, loaded ahead and turned into the scale where it is used.
-inline uint scale_bits(__global const uchar* scales, size_t b) {
-#if SCALE_KIND == 1
-  return ((__global const uint*)scales)[b];
-#elif SCALE_KIND == 2
-  return ((__global const ushort*)scales)[b];
-#elif SCALE_KIND == 3
-  return scales[b];  // the block's dyn8 code; absmax2 is per 256 blocks
-#else
-  return 0u;
-#endif
-}
-inline float scale_value(uint bits, __global const float* absmax2, __global const float* dq_lut, float dq_offset,
-                         size_t b) {
-#if SCALE_KIND == 1
-  return as_float(bits);
-#elif SCALE_KIND == 2
-  return half2_bits_to_float2(bits).x;
-#elif SCALE_KIND == 3
-  return dq_lut[bits] * absmax2[b >> 8] + dq_offset;
-#else
-  return 1.0f;
-#endif
-}
 
 // Row j of row set `set`, clamped to the last row (rows past the end are loaded and computed again,
 // not stored).

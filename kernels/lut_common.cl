@@ -140,19 +140,40 @@ inline uint table_s8x4_nibbles(uint w, const uint* tab) {
 #define SCALE_KIND 1
 #endif
 
-// The scale of block b of the flat [rows, blocks_per_row] scale array.
+// The scale of block b of the flat [rows, blocks_per_row] scale array, in two steps for the streaming
+// GEMV, which loads the raw bits ahead (scale_bits) and turns them into the scale where it is used
+// (scale_value), or in one (block_scale).
 // scales: float[] (1) | half[] (2) | uchar codes[] (3); absmax2: [ceil(n / 256)] f32 (3);
 // dq_lut: [256] f32 signed dynamic map (3).
+inline uint scale_bits(__global const uchar* scales, size_t b) {
+#if SCALE_KIND == 1
+  return ((__global const uint*)scales)[b];
+#elif SCALE_KIND == 2
+  return ((__global const ushort*)scales)[b];
+#elif SCALE_KIND == 3
+  return scales[b];  // the block's dyn8 code; absmax2 is per 256 blocks
+#else
+  return 0u;
+#endif
+}
+inline float scale_value(uint bits, __global const float* absmax2, __global const float* dq_lut, float dq_offset,
+                         size_t b) {
+#if SCALE_KIND == 1
+  return as_float(bits);
+#elif SCALE_KIND == 2
+  return half2_bits_to_float2(bits).x;
+#elif SCALE_KIND == 3
+  return dq_lut[bits] * absmax2[b >> 8] + dq_offset;
+#else
+  return 1.0f;
+#endif
+}
 inline float block_scale(__global const uchar* scales, __global const float* absmax2, __global const float* dq_lut,
                          float dq_offset, size_t b) {
-#if SCALE_KIND == 0
-  return 1.0f;
-#elif SCALE_KIND == 1
-  return ((__global const float*)scales)[b];
-#elif SCALE_KIND == 2
-  return vload_half(b, (__global const half*)scales);
+#if SCALE_KIND == 2
+  return vload_half(b, (__global const half*)scales);  // the same value; as one load it keeps the GEMMs' code
 #else
-  return dq_lut[scales[b]] * absmax2[b >> 8] + dq_offset;
+  return scale_value(scale_bits(scales, b), absmax2, dq_lut, dq_offset, b);
 #endif
 }
 
