@@ -133,13 +133,13 @@ void GemmDequant::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok
     kernel_.args(*w.codes, int32_t(w.row_words), or_dummy(w.lut, dummy_), or_dummy(w.scales, dummy_),
                  or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset, int32_t(w.blocks_per_row),
                  int32_t(block_shift));
-    launch(9, x, y, w.rows, w.cols, w.row_words, n_tok, accumulate, scratch, event);
+    launch(kernel_.next_arg(), x, y, w.rows, w.cols, w.row_words, n_tok, accumulate, scratch, event);
     return;
   }
   kernel_.args(*w.codes, int32_t(w.row_words), or_dummy(w.lut, dummy_), int32_t(w.lut_stride),
                or_dummy(w.scales, dummy_), or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset,
                int32_t(w.blocks_per_row), int32_t(block_shift));
-  launch(10, x, y, w.rows, w.cols, w.row_words, n_tok, accumulate, scratch, event);
+  launch(kernel_.next_arg(), x, y, w.rows, w.cols, w.row_words, n_tok, accumulate, scratch, event);
 }
 
 void GemmDequant::run_f16(const Buffer& w, int w_stride, const Buffer& x, Buffer& y, int rows, int cols, int n_tok,
@@ -150,7 +150,7 @@ void GemmDequant::run_f16(const Buffer& w, int w_stride, const Buffer& x, Buffer
     fail(ErrorKind::kInternal, "gemm_dequant: bad fp16 GEMM rows={} cols={} stride={} n_tok={}", rows, cols, w_stride,
          n_tok);
   kernel_.args(w, int32_t(w_stride / 8), dummy_, int32_t(0), dummy_, dummy_, dummy_, 0.0f, int32_t(0), int32_t(0));
-  launch(10, x, y, rows, cols, 0, n_tok, accumulate, scratch, event);
+  launch(kernel_.next_arg(), x, y, rows, cols, 0, n_tok, accumulate, scratch, event);
 }
 
 }  // namespace quill::host

@@ -67,7 +67,8 @@ class GemmDequant {
   // The GEMM's K extent in columns: whole K steps over the packed rows (the converted x's row length).
   int k_columns(int cols, int row_words) const;
   // Converts x into the scratch (tensor-core paths), then sets the GEMM's x arguments and launches it;
-  // arguments before x (the weights) are set by the caller, `next` is the index of x's.
+  // arguments before x (the weights) are set by the caller through kernel_.args(), `next` is the index of
+  // x's (kernel_.next_arg()).
   void launch(uint32_t next, const Buffer& x, Buffer& y, int rows, int cols, int row_words, int n_tok,
               bool accumulate, const GemmInputScratch& scratch, Event* event);
 

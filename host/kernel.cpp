@@ -48,7 +48,10 @@ Kernel::~Kernel() {
 }
 
 Kernel::Kernel(Kernel&& other) noexcept
-    : program_(std::move(other.program_)), kernel_(std::exchange(other.kernel_, nullptr)), name_(std::move(other.name_)) {}
+    : program_(std::move(other.program_)),
+      kernel_(std::exchange(other.kernel_, nullptr)),
+      name_(std::move(other.name_)),
+      next_arg_(other.next_arg_) {}
 
 Kernel& Kernel::operator=(Kernel&& other) noexcept {
   if (this != &other) {
@@ -56,6 +59,7 @@ Kernel& Kernel::operator=(Kernel&& other) noexcept {
     program_ = std::move(other.program_);
     kernel_ = std::exchange(other.kernel_, nullptr);
     name_ = std::move(other.name_);
+    next_arg_ = other.next_arg_;
   }
   return *this;
 }

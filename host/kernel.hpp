@@ -62,12 +62,15 @@ class Kernel {
   void set_arg(uint32_t index, float value);
   void set_arg(uint32_t index, LocalBytes local);
 
+  // Sets arguments 0, 1, .. in order; next_arg() is then the index after the last of them.
   template <typename... Args>
   Kernel& args(const Args&... values) {
     uint32_t index = 0;
     (set_arg(index++, values), ...);
+    next_arg_ = index;
     return *this;
   }
+  uint32_t next_arg() const { return next_arg_; }
 
   // Enqueues over `global` work-items in groups of `local` (global rounded up to a multiple).
   void launch(Device& device, Range global, Range local, Event* event = nullptr);
@@ -80,6 +83,7 @@ class Kernel {
   std::shared_ptr<const Program> program_;
   ClKernel kernel_ = nullptr;
   std::string name_;
+  uint32_t next_arg_ = 0;
 };
 
 }  // namespace quill::host
