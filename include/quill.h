@@ -327,8 +327,8 @@ QUILL_API quill_status quill_perplexity(quill_model* model, const int32_t* token
                                         const quill_perplexity_params* params, quill_perplexity_result* out);
 
 /* Streaming read bandwidth of a device (spec as quill_model_params.device), in bytes per second: reads
- * `bytes` (capped at the device's largest allocation and at 1 GiB) with coalesced loads, the median of reps timed runs
- * after two warm-ups. The floor that decode timings are compared against. */
+ * `bytes` (capped at the device's largest allocation and at 1 GiB) with coalesced loads, the median of reps
+ * timed runs after two warm-ups. The floor that decode timings are compared against. */
 QUILL_API quill_status quill_device_read_bandwidth(const char* device, uint64_t bytes, int32_t reps,
                                                    double* out_bytes_per_second);
 
