@@ -88,6 +88,16 @@ inline void int8_table(__global const float* lut, uint* tab) {
   }
 }
 
+#if QUILL_PTX
+// prmt.b32 (default mode): byte i of the result is byte (sel nibble i & 7) of the 8 bytes {a, b} (a: 0..3),
+// or that byte's sign replicated when the nibble's bit 3 is set.
+inline uint byte_perm(uint a, uint b, uint sel) {
+  uint r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+  return r;
+}
+#endif
+
 // 4 codes in bytes (0..15 each) -> their int8 table values (int8_table), byte for byte. NVIDIA: byte
 // permutes over the table's low and high halves (selector nibbles = the codes' low 3 bits), then a
 // bytewise pick by the codes' bit 3.
@@ -95,9 +105,7 @@ inline uint table_s8x4(uint b, const uint* tab) {
 #if QUILL_PTX
   const uint m = b & 0x07070707u, s = m | (m >> 4);
   const uint sel = (s & 0xFFu) | ((s >> 8) & 0xFF00u);
-  uint lo, hi;
-  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(lo) : "r"(tab[0]), "r"(tab[1]), "r"(sel));
-  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(hi) : "r"(tab[2]), "r"(tab[3]), "r"(sel));
+  const uint lo = byte_perm(tab[0], tab[1], sel), hi = byte_perm(tab[2], tab[3], sel);
   const uint high = ((b >> 3) & 0x01010101u) * 255u;  // 0xFF in the bytes whose code is >= 8
   return (lo & ~high) | (hi & high);
 #else
@@ -117,18 +125,11 @@ inline uint table_s8x4(uint b, const uint* tab) {
 inline uint table_s8x4_nibbles(uint w, const uint* tab) {
 #if QUILL_PTX
   const uint sel = w & 0x7777u, pick = 0x3210u | ((w & 0x8888u) >> 1);
-  uint lo, hi, r;
-  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(lo) : "r"(tab[0]), "r"(tab[1]), "r"(sel));
-  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(hi) : "r"(tab[2]), "r"(tab[3]), "r"(sel));
-  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(lo), "r"(hi), "r"(pick));
-  return r;
+  const uint lo = byte_perm(tab[0], tab[1], sel), hi = byte_perm(tab[2], tab[3], sel);
+  return byte_perm(lo, hi, pick);
 #else
-  uint r = 0u;
-  for (int i = 0; i < 4; ++i) {
-    const uint c = (w >> (4 * i)) & 15u;
-    r |= ((tab[c >> 2] >> (8 * (c & 3u))) & 255u) << (8 * i);
-  }
-  return r;
+  // The nibbles spread into bytes, then table_s8x4.
+  return table_s8x4((w & 0xFu) | ((w & 0xF0u) << 4) | ((w & 0xF00u) << 8) | ((w & 0xF000u) << 12), tab);
 #endif
 }
 
