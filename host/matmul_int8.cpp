@@ -17,16 +17,14 @@ constexpr int kWorkGroup = 128;  // matmul_int8_rows: 4 rows x 32 lanes
 constexpr int kLanes = 32;
 constexpr int kTokTile = 4;
 // matmul_int8_mma tilings (warps_m, warps_n, mt, nt: warps_m x warps_n warps, each mt m16 tiles of tokens
-// x nt n8 tiles of rows; stages: MMA_STAGES, 2 = register-staged, 3..5 = cp.async), measured
-// (docs/PERFORMANCE.md): 4,2,2,8 (BM 128, BN 128) best of 5 in general; when its grid would not fill the
-// compute units (e.g. 512 tokens x 4096 rows: 128 work-groups for 132 SMs), 2,4,4,2 (BM 128, BN 64: twice
-// the work-groups) instead (session 8, run 46: 266 -> 297 TOPS at 512x4096x4096).
-// $QUILL_INT8_MMA / $QUILL_INT8_MMA_SMALL = "wm,wn,mt,nt[,stages]" override them (benchmarks); BN divides
-// kRowAlign.
+// x nt n8 tiles of rows), measured (docs/PERFORMANCE.md): 4,2,2,8 (BM 128, BN 128) best of 5 in general;
+// when its grid would not fill the compute units (e.g. 512 tokens x 4096 rows: 128 work-groups for 132
+// SMs), 2,4,4,2 (BM 128, BN 64: twice the work-groups) instead (session 8, run 46: 266 -> 297 TOPS at
+// 512x4096x4096). $QUILL_INT8_MMA / $QUILL_INT8_MMA_SMALL override them (benchmarks); BN divides kRowAlign.
 struct MmaTilingDefault {
-  int wm, wn, mt, nt, stages;
+  int wm, wn, mt, nt;
 };
-constexpr MmaTilingDefault kMmaTiling{4, 2, 2, 8, 2}, kMmaTilingSmallGrid{2, 4, 4, 2, 2};
+constexpr MmaTilingDefault kMmaTiling{4, 2, 2, 8}, kMmaTilingSmallGrid{2, 4, 4, 2};
 // matmul_int8_fused: 16 warps, 2 rows per warp task, one work-group per compute unit (persistent).
 // $QUILL_INT8_FUSED="rows_per_warp,groups_per_cu" overrides the last two (benchmarks).
 constexpr int kFusedWorkGroup = 512, kFusedRowsPerWarp = 2, kFusedGroupsPerCu = 1;
@@ -48,13 +46,11 @@ MatmulInt8::MatmulInt8(Device& device) : device_(device) {
       fail(ErrorKind::kInvalidArgument, "QUILL_INT8_FUSED={}: want rows_per_warp (dividing {}),groups_per_cu", env,
            kRowAlign);
   }
-  rows_ = Kernel(mma_program(device, kMmaTiling.wm, kMmaTiling.wn, kMmaTiling.mt, kMmaTiling.nt, kMmaTiling.stages),
-                 "matmul_int8_rows");
+  rows_ = Kernel(mma_program(device, kMmaTiling.wm, kMmaTiling.wn, kMmaTiling.mt, kMmaTiling.nt), "matmul_int8_rows");
   if (has_mma_) {
-    mma_ = MmaTiling::make(device, "QUILL_INT8_MMA", kMmaTiling.wm, kMmaTiling.wn, kMmaTiling.mt, kMmaTiling.nt,
-                           kMmaTiling.stages);
+    mma_ = MmaTiling::make(device, "QUILL_INT8_MMA", kMmaTiling.wm, kMmaTiling.wn, kMmaTiling.mt, kMmaTiling.nt);
     mma_small_ = MmaTiling::make(device, "QUILL_INT8_MMA_SMALL", kMmaTilingSmallGrid.wm, kMmaTilingSmallGrid.wn,
-                                 kMmaTilingSmallGrid.mt, kMmaTilingSmallGrid.nt, kMmaTilingSmallGrid.stages);
+                                 kMmaTilingSmallGrid.mt, kMmaTilingSmallGrid.nt);
   }
   // $QUILL_INT8_FUSED_DEFS: extra build flags for measurements (e.g. -DFZ_NO_STREAM: the prologue alone).
   const char* defs_env = std::getenv("QUILL_INT8_FUSED_DEFS");
@@ -86,32 +82,26 @@ MatmulInt8::MatmulInt8(Device& device) : device_(device) {
   fused_groups_ = std::max<int>(1, int(device.info().compute_units) * groups_per_cu);
 }
 
-std::shared_ptr<const Program> MatmulInt8::mma_program(Device& device, int wm, int wn, int mt, int nt, int stages) {
+std::shared_ptr<const Program> MatmulInt8::mma_program(Device& device, int wm, int wn, int mt, int nt) {
   return device.program("matmul_int8.cl",
-                        fmt::format("-DWG_SIZE={} -DTOK_TILE={} -DWARPS_M={} -DWARPS_N={} -DMT={} -DNT={} -DBK={} "
-                                    "-DMMA_STAGES={}",
-                                    kWorkGroup, kTokTile, wm, wn, mt, nt, kColAlign, stages));
+                        fmt::format("-DWG_SIZE={} -DTOK_TILE={} -DWARPS_M={} -DWARPS_N={} -DMT={} -DNT={} -DBK={}",
+                                    kWorkGroup, kTokTile, wm, wn, mt, nt, kColAlign));
 }
 
-MatmulInt8::MmaTiling MatmulInt8::MmaTiling::make(Device& device, const char* env_name, int wm, int wn, int mt, int nt,
-                                                  int stages) {
+MatmulInt8::MmaTiling MatmulInt8::MmaTiling::make(Device& device, const char* env_name, int wm, int wn, int mt,
+                                                  int nt) {
   if (const char* env = std::getenv(env_name); env && *env) {
-    const int fields = std::sscanf(env, "%d,%d,%d,%d,%d", &wm, &wn, &mt, &nt, &stages);
-    // The stages of both tiles must fit the 48 KiB a work-group may hold.
-    const size_t stage_bytes = size_t(wm * mt * 16 + wn * nt * 8) * kColAlign;
-    if (fields < 4 || wm < 1 || wn < 1 || mt < 1 || nt < 1 || stages < 2 || stages > 5 ||
+    if (std::sscanf(env, "%d,%d,%d,%d", &wm, &wn, &mt, &nt) != 4 || wm < 1 || wn < 1 || mt < 1 || nt < 1 ||
         kRowAlign % (wn * nt * 8) != 0 || (wm * mt * 16 * (kColAlign / 16)) % (wm * wn * 32) != 0 ||
-        (wn * nt * 8 * (kColAlign / 16)) % (wm * wn * 32) != 0 || stage_bytes * stages > 49152)
-      fail(ErrorKind::kInvalidArgument,
-           "{}={}: want warps_m,warps_n,mt,nt[,stages] with BN dividing {}, stages 2..5 and stages x (BM + BN) x {} "
-           "bytes <= 48 KiB",
-           env_name, env, kRowAlign, kColAlign);
+        (wn * nt * 8 * (kColAlign / 16)) % (wm * wn * 32) != 0)
+      fail(ErrorKind::kInvalidArgument, "{}={}: want warps_m,warps_n,mt,nt with BN dividing {}", env_name, env,
+           kRowAlign);
   }
   MmaTiling t;
   t.bm = wm * mt * 16;
   t.bn = wn * nt * 8;
   t.threads = wm * wn * 32;
-  t.kernel = Kernel(mma_program(device, wm, wn, mt, nt, stages), "matmul_int8_mma");
+  t.kernel = Kernel(mma_program(device, wm, wn, mt, nt), "matmul_int8_mma");
   return t;
 }
 

@@ -48,23 +48,6 @@ __attribute__((always_inline)) inline void load_fragments(__local const uint* cA
   }
 }
 
-// Asynchronous global -> local copies (cp.async, sm_80+): the copy does not pass through registers, so
-// a kernel can keep several k-tiles in flight. A __local pointer converted to an integer is its address in
-// the shared window, which is what the .shared operand takes. bytes < 16 fills the rest with zeros (0: a
-// zero chunk; src must still be a valid address).
-inline void cp_async16(__local uint4* dst, __global const uint4* src, int bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
-               :
-               : "r"((uint)(size_t)dst), "l"(src), "r"(bytes)
-               : "memory");
-}
-// Closes the group of copies issued since the last commit.
-inline void cp_async_commit(void) { asm volatile("cp.async.commit_group;" : : : "memory"); }
-// Waits until at most N (a literal, or a macro defined as one) of this work-item's committed groups are
-// still in flight.
-#define CP_ASYNC_WAIT(N) CP_ASYNC_WAIT_LITERAL(N)
-#define CP_ASYNC_WAIT_LITERAL(N) asm volatile("cp.async.wait_group " #N ";" : : : "memory")
-
 // c += a b: m16n8k32, int8 x int8 -> int32 (c0, c1: row g, columns 2 t4, 2 t4 + 1; c2, c3: row g + 8).
 __attribute__((always_inline)) inline void mma_s8(int* c, const uint* a, const uint* b) {
   asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "

@@ -7,10 +7,9 @@
 //   matmul_int8_rows: one 32-lane group per weight row, TOK_TILE tokens per pass (decode / skinny);
 //     NVIDIA: dp4a on uint4 loads + shfl.sync reduction; portable: the same with integer byte dots.
 //   matmul_int8_mma (QUILL_PTX only): tiled GEMM on int8 tensor cores, mma.sync m16n8k32, tiles staged
-//     in local memory, MMA_STAGES stages (16-byte chunks swizzled: conflict-free fragment loads; from 3
-//     stages on, filled by cp.async). The outlier part is a side GEMM on the tf32 tensor cores in the
-//     same tiles (A[:, O] W16[:, O]^T, 16 outlier columns per staged chunk), each operand split hi + lo
-//     so that the sum keeps fp32 accuracy.
+//     in local memory, two stages (row stride BK + 16 bytes: conflict-free fragment loads). The outlier
+//     part is a side GEMM on the tf32 tensor cores in the same tiles (A[:, O] W16[:, O]^T, 16 outlier
+//     columns per staged chunk), each operand split hi + lo so that the sum keeps fp32 accuracy.
 // Layouts (written by engine/linear_int8.cpp): CB [rows_pad, kpad] int8 (zero padded; rows_pad a
 // multiple of BN, kpad a multiple of BK), SCB [rows_pad] f32, slot [cols] int, W16 [rows_pad, n16] fp16.
 #include "common.cl"
@@ -110,24 +109,9 @@ void matmul_int8_rows(__global const char* CB, __global const float* SCB, __glob
 #define OCH 16                 // outlier columns per staged chunk of the side GEMM (two k8 steps)
 #define OSTRIDE (OCH + 4)      // words per staged row: conflict-free fragment loads
 #include "int8_mma_tile.cl"
-// MMA_STAGES: local k-tile stages. 2: each k-tile goes global -> registers -> local, the next one's loads
-// in flight while this one is consumed. 3 .. 5: the k-tiles go global -> local by cp.async, MMA_STAGES - 1
-// of them in flight, no registers held.
-#ifndef MMA_STAGES
-#define MMA_STAGES 2
-#endif
-#if MMA_STAGES == 3
-#define MMA_PENDING 1
-#elif MMA_STAGES == 4
-#define MMA_PENDING 2
-#elif MMA_STAGES == 5
-#define MMA_PENDING 3
-#elif MMA_STAGES != 2
-#error "MMA_STAGES must be 2 .. 5"
-#endif
-// Local arrays: the k-tile stages, or the outlier chunk's hi / lo rows after the main loop.
-#define A_LOCAL_BYTES (MMA_STAGES * A_STAGE > 2 * BM * OSTRIDE * 4 ? MMA_STAGES * A_STAGE : 2 * BM * OSTRIDE * 4)
-#define B_LOCAL_BYTES (MMA_STAGES * B_STAGE > 2 * BN * OSTRIDE * 4 ? MMA_STAGES * B_STAGE : 2 * BN * OSTRIDE * 4)
+// Local arrays: the two k-tile stages, or the outlier chunk's hi / lo rows after the main loop.
+#define A_LOCAL_BYTES (2 * A_STAGE > 2 * BM * OSTRIDE * 4 ? 2 * A_STAGE : 2 * BM * OSTRIDE * 4)
+#define B_LOCAL_BYTES (2 * B_STAGE > 2 * BN * OSTRIDE * 4 ? 2 * B_STAGE : 2 * BN * OSTRIDE * 4)
 
 // x rounded to tf32 (nearest, ties away), as the bits the tf32 mma reads.
 inline uint tf32_rna(float x) {
@@ -157,38 +141,6 @@ inline void load_tile(uint4* ra, uint4* rb, __global const char* codes, __global
   }
 }
 
-// cp.async: this thread's share of k-tile kt of A and B into the stages at sA / sB (tile_chunk order);
-// A rows past n_tok are zero chunks.
-inline void copy_tile_async(__local uint4* sA, __local uint4* sB, __global const char* codes, __global const char* CB,
-                            int m0, int n0, int n_tok, int kpad, int kt, int tid) {
-#pragma unroll
-  for (int l = 0; l < A_LOADS; ++l) {
-    const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
-    const int in = m0 + r < n_tok;
-    cp_async16(sA + tile_chunk(r, v),
-               (__global const uint4*)(codes + (in ? (size_t)(m0 + r) * kpad + kt * BK + v * 16 : 0)), in ? 16 : 0);
-  }
-#pragma unroll
-  for (int l = 0; l < B_LOADS; ++l) {
-    const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
-    cp_async16(sB + tile_chunk(r, v), (__global const uint4*)(CB + (size_t)(n0 + r) * kpad + kt * BK + v * 16), 16);
-  }
-}
-
-// acc += the products of one staged k-tile (cA [BM, BK], cB [BN, BK] bytes as words) for warp (wm, wn).
-__attribute__((always_inline)) inline void mma_ktile(__local const uint* cA, __local const uint* cB, int wm, int wn,
-                                                     int lane_w0, int lane_w1, int acc[MT][NT][4]) {
-#pragma unroll
-  for (int kk = 0; kk < BK / 4; kk += 8) {  // word offset of each k32 step
-    uint af[MT][4], bf[NT][2];
-    load_fragments(cA, cB, wm * MT * 16, wn * NT * 8, kk == 0 ? lane_w0 : lane_w1, af, bf);
-#pragma unroll
-    for (int a = 0; a < MT; ++a)
-#pragma unroll
-      for (int b = 0; b < NT; ++b) mma_s8(acc[a][b], af[a], bf[b]);
-  }
-}
-
 // Same arguments and layouts as matmul_int8_rows.
 // NDRange: global (rows_pad / BN * MMA_THREADS, ceil(n_tok / BM)), local (MMA_THREADS, 1).
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1)))
@@ -196,8 +148,8 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
                      __global const half* W16, int n16, __global const char* codes, __global const float* SCA,
                      __global const float* X, __global const int* olist, __global const int* ocount,
                      __global float* Y, int rows, int cols, int kpad, int n_tok, int accumulate) {
-  __local uint4 sA4[A_LOCAL_BYTES / 16];  // MMA_STAGES stages of [BM, BK] bytes: activation codes (tokens)
-  __local uint4 sB4[B_LOCAL_BYTES / 16];  // MMA_STAGES stages of [BN, BK] bytes: weight codes (output rows)
+  __local uint4 sA4[A_LOCAL_BYTES / 16];  // 2 stages of [BM, BK] bytes: activation codes (tokens)
+  __local uint4 sB4[B_LOCAL_BYTES / 16];  // 2 stages of [BN, BK] bytes: weight codes (output rows)
   const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
   const int wm = warp / WARPS_N, wn = warp % WARPS_N;
   const int g = lane >> 2, t4 = lane & 3;
@@ -212,33 +164,8 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[a][b][c] = 0;
 
-  const int ktiles = kpad / BK;
-  const int lane_w0 = fragment_word(lane, 0), lane_w1 = fragment_word(lane, 1);
-#if MMA_STAGES > 2
-  // k-tile kt lives in stage kt % MMA_STAGES. Each step waits for its own tile, then (after the barrier
-  // that also frees the stage consumed last step) issues the tile MMA_STAGES - 1 ahead into that stage.
-  // Every step commits one group, empty or not, so "at most MMA_PENDING pending" means "tile kt landed".
-#pragma unroll
-  for (int s = 0; s < MMA_STAGES - 1; ++s) {
-    if (s < ktiles)
-      copy_tile_async(sA4 + s * (A_STAGE / 16), sB4 + s * (B_STAGE / 16), codes, CB, m0, n0, n_tok, kpad, s, tid);
-    cp_async_commit();
-  }
-  for (int kt = 0; kt < ktiles; ++kt) {
-    CP_ASYNC_WAIT(MMA_PENDING);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    const int ahead = kt + MMA_STAGES - 1, st = ahead % MMA_STAGES;
-    if (ahead < ktiles)
-      copy_tile_async(sA4 + st * (A_STAGE / 16), sB4 + st * (B_STAGE / 16), codes, CB, m0, n0, n_tok, kpad, ahead,
-                      tid);
-    cp_async_commit();
-    const int cur = kt % MMA_STAGES;
-    mma_ktile((__local const uint*)(sA4 + cur * (A_STAGE / 16)), (__local const uint*)(sB4 + cur * (B_STAGE / 16)),
-              wm, wn, lane_w0, lane_w1, acc);
-  }
-  CP_ASYNC_WAIT(0);  // (only empty groups remain)
-#else
   uint4 ra[A_LOADS], rb[B_LOADS];
+  const int ktiles = kpad / BK;
   // Two local stages: the registers of k-tile kt+1 are stored into the other stage while this one is
   // consumed; one barrier per k-tile.
   load_tile(ra, rb, codes, CB, m0, n0, n_tok, kpad, 0, tid);
@@ -252,12 +179,22 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
     const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
     sB4[tile_chunk(r, v)] = rb[l];
   }
+  const int lane_w0 = fragment_word(lane, 0), lane_w1 = fragment_word(lane, 1);
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int kt = 0; kt < ktiles; ++kt) {
     const int cur = kt & 1;
     if (kt + 1 < ktiles) load_tile(ra, rb, codes, CB, m0, n0, n_tok, kpad, kt + 1, tid);
-    mma_ktile((__local const uint*)(sA4 + cur * (A_STAGE / 16)), (__local const uint*)(sB4 + cur * (B_STAGE / 16)),
-              wm, wn, lane_w0, lane_w1, acc);
+    __local const uint* cA = (__local const uint*)(sA4 + cur * (A_STAGE / 16));
+    __local const uint* cB = (__local const uint*)(sB4 + cur * (B_STAGE / 16));
+#pragma unroll
+    for (int kk = 0; kk < BK / 4; kk += 8) {  // word offset of each k32 step
+      uint af[MT][4], bf[NT][2];
+      load_fragments(cA, cB, wm * MT * 16, wn * NT * 8, kk == 0 ? lane_w0 : lane_w1, af, bf);
+#pragma unroll
+      for (int a = 0; a < MT; ++a)
+#pragma unroll
+        for (int b = 0; b < NT; ++b) mma_s8(acc[a][b], af[a], bf[b]);
+    }
     if (kt + 1 < ktiles) {
       const int nxt = cur ^ 1;
 #pragma unroll
@@ -273,7 +210,6 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }
-#endif
 
   // Dequantize in the accumulator layout (c0,c1 at token g, rows 2*t4, 2*t4+1; c2,c3 at token g+8):
   // y = C32 * SCA[i] * SCB[k] / 16129, then the outlier part is added by tf32 mma (same layout).
