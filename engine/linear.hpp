@@ -12,7 +12,6 @@
 #include "engine/workspace.hpp"
 #include "host/buffer.hpp"
 #include "host/device.hpp"
-#include "host/matmul_lut.hpp"
 
 namespace quill {
 
@@ -57,10 +56,6 @@ class Linear {
   void set_l2_prefetch(const host::L2Prefetch& next) { l2_prefetch_ = next; }
   // The first `bytes` (at most) of what this matmul's one-token kernel reads first; empty if unknown.
   virtual host::L2Prefetch l2_head(size_t bytes) const { return {}; }
-
-  // Decode in one launch per layer (host/decode_layer.hpp): this matrix as a phase of that kernel, where
-  // its one-token GEMV is gemv_stream's dp4a path (int4, q8_0, nf4, fp4); empty (format null) otherwise.
-  virtual host::StreamPhase stream_phase() const { return {}; }
 
  protected:
   // The matmul itself; `transform` is kNone unless fuses() returned true for it.

@@ -129,10 +129,6 @@ class LinearLut final : public Linear {
   uint64_t weight_bytes() const override { return bytes_; }
   int launches_per_forward(int n_tok) const override { return uses_gemm(n_tok, {}) ? gemm_->launches() : 1; }
   host::L2Prefetch l2_head(size_t bytes) const override { return {&codes_, std::min(bytes, codes_.bytes())}; }
-  host::StreamPhase stream_phase() const override {
-    if (!lut_kernel_->streams_dp4a(w_)) return {};
-    return {&w_, &*lut_kernel_};
-  }
 
  private:
   bool uses_gemm(int n_tok, const host::FusedInput& input) const {

@@ -285,7 +285,6 @@ void Model::link_l2_prefetch() {
       fail(ErrorKind::kInvalidArgument, "QUILL_L2_PREFETCH_MIB={}: want a number of MiB in [0, 1024]", env);
   }
   const size_t bytes = size_t(mib * 1024 * 1024);
-  l2_prefetch_bytes_ = bytes;
   for (size_t l = 0; l < layers_.size(); ++l) {
     ModelLayer& layer = layers_[l];
     Linear& next_qkv = l + 1 < layers_.size() ? *layers_[l + 1].qkv : *output_;
@@ -293,8 +292,7 @@ void Model::link_l2_prefetch() {
     layer.qkv->set_l2_prefetch(layer.attention_prefetch);
     layer.wo->set_l2_prefetch(layer.gate_up->l2_head(bytes));
     layer.gate_up->set_l2_prefetch(layer.down->l2_head(bytes));
-    layer.next_prefetch = next_qkv.l2_head(bytes);
-    layer.down->set_l2_prefetch(layer.next_prefetch);
+    layer.down->set_l2_prefetch(next_qkv.l2_head(bytes));
   }
   if (!layers_.empty()) output_->set_l2_prefetch(layers_[0].qkv->l2_head(bytes));  // the next token's first
 }

@@ -43,7 +43,6 @@ struct ModelLayer {
   std::unique_ptr<Linear> gate_up;  // [2 ffn, dim]: gate rows | up rows
   std::unique_ptr<Linear> down;     // [dim, ffn]
   host::L2Prefetch attention_prefetch;  // what decode attention requests into L2 (wo's head)
-  host::L2Prefetch next_prefetch;       // what follows the layer in decode: the next qkv's head (the last: the head's)
 };
 
 class Model {
@@ -71,8 +70,6 @@ class Model {
   double load_seconds() const { return load_seconds_; }
   // Fused matmuls uploaded in the file's own blocks (GGUF Q8_0 / Q4_0 loaded as q8_0 / int4).
   int native_matrices() const { return native_matrices_; }
-  // Bytes of each next matrix that decode kernels request into L2 ($QUILL_L2_PREFETCH_MIB).
-  size_t l2_prefetch_bytes() const { return l2_prefetch_bytes_; }
 
  private:
   // Decode's L2 prefetch chain (Linear::set_l2_prefetch): qkv -> wo, attention -> wo, wo -> gate_up,
@@ -94,7 +91,6 @@ class Model {
   double bits_ = 0;
   double load_seconds_ = 0;
   std::atomic<int> native_matrices_{0};
-  size_t l2_prefetch_bytes_ = 0;
 };
 
 // The rows of each part in turn (same cols): fuses QKV and gate/up into one matmul each.

@@ -28,55 +28,6 @@ Session::Session(std::shared_ptr<Model> model, const SessionOptions& options)
   decode_done_ = host::Buffer(device_, size_t(c.n_heads) * sizeof(int32_t));
   decode_done_.fill_bytes(0);
   ensure_scratch(1);
-  decode_layer_ = make_decode_layer();
-}
-
-std::unique_ptr<host::DecodeLayer> Session::make_decode_layer() const {
-  const LlamaConfig& c = model_->config();
-  if (!host::DecodeLayer::available(device_) || c.head_dim() > 128 || c.head_dim() % 2 != 0) return nullptr;
-  const host::MatmulLut* format = nullptr;
-  std::string options;
-  for (const ModelLayer& layer : model_->layers())
-    for (const Linear* linear : {layer.qkv.get(), layer.wo.get(), layer.gate_up.get(), layer.down.get()}) {
-      const host::StreamPhase phase = linear->stream_phase();
-      if (!phase.format) return nullptr;
-      if (!format) {
-        format = phase.format;
-        options = format->stream_program_options(host::DecodeLayer::kWorkGroup);
-      } else if (phase.format->stream_program_options(host::DecodeLayer::kWorkGroup) != options) {
-        return nullptr;  // the matrices need different builds
-      }
-    }
-  if (!format) return nullptr;
-  return std::make_unique<host::DecodeLayer>(device_, *format, kernels_);
-}
-
-void Session::decode_layer_step(int l) {
-  const LlamaConfig& c = model_->config();
-  const ModelLayer& layer = model_->layers()[size_t(l)];
-  decode_layer_->run(l, {.qkv = layer.qkv->stream_phase().weights,
-                      .wo = layer.wo->stream_phase().weights,
-                      .gate_up = layer.gate_up->stream_phase().weights,
-                      .down = layer.down->stream_phase().weights,
-                      .x = &x_,
-                      .qkv_out = &qkv_,
-                      .att = &att_,
-                      .gate_up_out = &gate_up_,
-                      .attn_norm = &layer.attn_norm,
-                      .ffn_norm = &layer.ffn_norm,
-                      .eps = c.norm_eps,
-                      .k_cache = &k_cache_[size_t(l)],
-                      .v_cache = &v_cache_[size_t(l)],
-                      .partial = &decode_partial_,
-                      .done = &decode_done_,
-                      .n_heads = c.n_heads,
-                      .n_kv_heads = c.n_kv_heads,
-                      .head_dim = c.head_dim(),
-                      .rope_dim = c.rope_dim > 0 ? c.rope_dim : c.head_dim(),
-                      .theta = c.rope_theta,
-                      .pos = pos_,
-                      .prefetch_bytes = model_->l2_prefetch_bytes(),
-                      .next = layer.next_prefetch});
 }
 
 // Refuses (kOutOfMemory, with the sizes) a KV cache the device cannot hold next to what is already
@@ -144,10 +95,6 @@ void Session::run_batch(const int32_t* tokens, int n, bool all_logits, float* lo
   kernels_.embed(tokens_, model_->token_embd(), x_, n, c.dim);
   using Kind = InputTransform::Kind;
   for (int l = 0; l < c.n_layers; ++l) {
-    if (n == 1 && decode_layer_) {  // decode: the whole layer in one launch
-      decode_layer_step(l);
-      continue;
-    }
     const ModelLayer& layer = model_->layers()[size_t(l)];
     layer.qkv->forward(x_, qkv_, n, false, workspace_, {Kind::kRmsNorm, &layer.attn_norm, c.norm_eps});
     const int rope_dim = c.rope_dim > 0 ? c.rope_dim : c.head_dim();
@@ -169,7 +116,6 @@ void Session::run_batch(const int32_t* tokens, int n, bool all_logits, float* lo
   if (!logits_out) return;
   const InputTransform final_norm{Kind::kRmsNorm, &model_->output_norm(), c.norm_eps};
   const size_t row = size_t(c.vocab_size) * sizeof(float);
-  if (decode_layer_) decode_layer_->fetch_failure_flag();  // done by the blocking read below
   if (all_logits) {
     model_->output().forward(x_, logits_buf_, n, false, workspace_, final_norm);
     logits_buf_.read(logits_out, size_t(n) * row);
@@ -178,7 +124,6 @@ void Session::run_batch(const int32_t* tokens, int n, bool all_logits, float* lo
     model_->output().forward(last_, logits_buf_, 1, false, workspace_, final_norm);
     logits_buf_.read(logits_out, row);
   }
-  if (decode_layer_) decode_layer_->check_barriers();
 }
 
 }  // namespace quill

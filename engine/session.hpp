@@ -10,7 +10,6 @@
 
 #include "engine/model.hpp"
 #include "engine/workspace.hpp"
-#include "host/decode_layer.hpp"
 #include "host/transformer_kernels.hpp"
 
 namespace quill {
@@ -39,17 +38,11 @@ class Session {
 
   // Kernel launches of the last single-token eval.
   uint64_t last_launches() const { return last_launches_; }
-  // Whether single tokens run one launch per layer (host/decode_layer.hpp).
-  bool decodes_by_layer() const { return decode_layer_ != nullptr; }
 
  private:
   void run_batch(const int32_t* tokens, int n, bool all_logits, float* logits_out);
   void ensure_scratch(int n);
   void check_cache_fits(size_t layer_bytes) const;
-  // The persistent one-launch-per-layer decode (host/decode_layer.hpp), where every layer's four
-  // matrices are gemv_stream phases of one format and the device runs it; else null.
-  std::unique_ptr<host::DecodeLayer> make_decode_layer() const;
-  void decode_layer_step(int l);
 
   std::shared_ptr<Model> model_;
   host::Device& device_;
@@ -62,7 +55,6 @@ class Session {
   int scratch_tokens_ = 0;
   host::Buffer tokens_, x_, qkv_, q_, att_, gate_up_, last_, logits_buf_;
   host::Buffer decode_partial_, decode_done_;  // attention_decode scratch
-  std::unique_ptr<host::DecodeLayer> decode_layer_;
   std::vector<int32_t> token_staging_;  // this eval's tokens, read by the asynchronous uploads
   std::vector<float> logits_;
   uint64_t last_launches_ = 0;

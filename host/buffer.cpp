@@ -60,16 +60,11 @@ void Buffer::write(const void* src, size_t bytes, size_t offset) {
            "clEnqueueWriteBuffer");
 }
 
-void Buffer::read(void* dst, size_t bytes, size_t offset) const { enqueue_read(dst, bytes, offset, true); }
-
-void Buffer::read_async(void* dst, size_t bytes, size_t offset) const { enqueue_read(dst, bytes, offset, false); }
-
-void Buffer::enqueue_read(void* dst, size_t bytes, size_t offset, bool blocking) const {
+void Buffer::read(void* dst, size_t bytes, size_t offset) const {
   if (offset > bytes_ || bytes > bytes_ - offset)
     fail(ErrorKind::kInternal, "buffer read of {} bytes at {} past its {} bytes", bytes, offset, bytes_);
   if (bytes == 0) return;
-  check_cl(clEnqueueReadBuffer(device_->queue(), mem_, blocking ? CL_TRUE : CL_FALSE, offset, bytes, dst, 0, nullptr,
-                               nullptr),
+  check_cl(clEnqueueReadBuffer(device_->queue(), mem_, CL_TRUE, offset, bytes, dst, 0, nullptr, nullptr),
            "clEnqueueReadBuffer");
 }
 

@@ -32,8 +32,6 @@ class Buffer {
   void fill_bytes(uint8_t value);  // e.g. poison an output before a test
   // Non-blocking: src must stay valid and unchanged until the queue's next synchronization.
   void write_async(const void* src, size_t bytes, size_t offset = 0);
-  // Non-blocking: dst is filled by the queue's next synchronization (e.g. a later blocking read).
-  void read_async(void* dst, size_t bytes, size_t offset = 0) const;
   // Non-blocking device-side copy of `bytes` from src at src_offset to this buffer at offset.
   void copy_from(const Buffer& src, size_t bytes, size_t src_offset = 0, size_t offset = 0);
 
@@ -49,8 +47,6 @@ class Buffer {
   }
 
  private:
-  void enqueue_read(void* dst, size_t bytes, size_t offset, bool blocking) const;
-
   Device* device_ = nullptr;
   ClMem mem_ = nullptr;
   size_t bytes_ = 0;

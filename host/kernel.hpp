@@ -70,12 +70,6 @@ class Kernel {
     next_arg_ = index;
     return *this;
   }
-  // Sets arguments next_arg(), next_arg() + 1, .. in order (after args()), for long argument lists.
-  template <typename... Args>
-  Kernel& more_args(const Args&... values) {
-    (set_arg(next_arg_++, values), ...);
-    return *this;
-  }
   uint32_t next_arg() const { return next_arg_; }
 
   // Enqueues over `global` work-items in groups of `local` (global rounded up to a multiple).

@@ -130,24 +130,18 @@ bool MatmulLut::streams(const LutWeights& w, int n_tok) const {
          w.cols <= (stream_dp4a() ? kStreamMaxColsDp4a : kStreamMaxColsF32);
 }
 
-std::string MatmulLut::stream_options(int work_group, int input_kind) const {
-  GemvTuning tn = tuning_;
-  tn.work_group = work_group;
-  const bool dp4a = stream_dp4a();
-  return build_options(tn, bits_, scale_, 1, arith_, input_kind, dp4a) +
-         fmt::format(" -DGS_ROWS={} -DGS_PIPE={} -DGS_MAX_COLS={} {}", stream_rows(), stream_pipe(),
-                     dp4a ? kStreamMaxColsDp4a : kStreamMaxColsF32, env_string("QUILL_GEMV_STREAM_DEFS"));
-}
-
-std::string MatmulLut::stream_program_options(int work_group) const { return stream_options(work_group, 0); }
-
 Kernel& MatmulLut::stream_kernel(int input_kind) {
   auto it = stream_kernels_.find(input_kind);
-  if (it == stream_kernels_.end())
-    it = stream_kernels_
-             .emplace(input_kind, Kernel(device_.program("gemv_stream.cl", stream_options(stream_wg(), input_kind)),
-                                         "gemv_stream"))
-             .first;
+  if (it == stream_kernels_.end()) {
+    GemvTuning tn = tuning_;
+    tn.work_group = stream_wg();
+    const bool dp4a = stream_dp4a();
+    const std::string options =
+        build_options(tn, bits_, scale_, 1, arith_, input_kind, dp4a) +
+        fmt::format(" -DGS_ROWS={} -DGS_PIPE={} -DGS_MAX_COLS={} {}", stream_rows(), stream_pipe(),
+                    dp4a ? kStreamMaxColsDp4a : kStreamMaxColsF32, env_string("QUILL_GEMV_STREAM_DEFS"));
+    it = stream_kernels_.emplace(input_kind, Kernel(device_.program("gemv_stream.cl", options), "gemv_stream")).first;
+  }
   return it->second;
 }
 

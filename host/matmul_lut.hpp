@@ -8,7 +8,6 @@
 
 #include <cstdint>
 #include <map>
-#include <string>
 #include <utility>
 
 #include "host/buffer.hpp"
@@ -105,17 +104,10 @@ class MatmulLut {
   // Whether run() takes the streaming GEMV (gemv_stream.cl) for these weights and n_tok. It fuses
   // RMSNorm at no cost (every work-group stages the whole of x), so callers fuse it when this holds.
   bool streams(const LutWeights& w, int n_tok) const;
-  // Whether the one-token GEMV of w is gemv_stream's dp4a path (int4, q8_0, nf4, fp4): what
-  // kernels/decode_layer.cl runs as its matmul phases (host/decode_layer.hpp).
-  bool streams_dp4a(const LutWeights& w) const { return streams(w, 1) && stream_dp4a(); }
-  // The build flags of gemv_stream.cl's program for these codes, with work_group work-items (its
-  // includers: decode_layer.cl; INPUT_KIND 0).
-  std::string stream_program_options(int work_group) const;
 
  private:
   Kernel& kernel(int tok_tile, int input_kind);
   Kernel& stream_kernel(int input_kind);
-  std::string stream_options(int work_group, int input_kind) const;
   // Codes that dp4a can take as int8: integer codes (int4, q8_0), or a 16-entry table with a block scale
   // (nf4, fp4; not k-means: no scale, possibly a table per row) rounded to int8.
   bool int8_codes() const { return arith_ || (bits_ == 4 && scale_ != LutScale::kNone); }
@@ -138,13 +130,6 @@ class MatmulLut {
   std::map<std::pair<int, int>, Kernel> kernels_;  // (tok_tile, input kind)
   std::map<int, Kernel> stream_kernels_;           // gemv_stream by input kind
   Buffer dummy_;                                   // bound to the arguments a scale kind does not use
-};
-
-// A matrix as a matmul phase of kernels/decode_layer.cl (host/decode_layer.hpp): its weights, and the
-// launcher whose gemv_stream build flags the phase takes (MatmulLut::stream_program_options).
-struct StreamPhase {
-  const LutWeights* weights = nullptr;
-  const MatmulLut* format = nullptr;
 };
 
 }  // namespace quill::host

@@ -12,7 +12,7 @@ namespace quill::host {
 namespace {
 
 constexpr int kAttentionWg = 128;
-constexpr int kDecodeSplit = TransformerKernels::kDecodeSplit;
+constexpr int kDecodeSplit = 128;   // positions per work-group in decode attention (one chunk of WG keys)
 constexpr int kPrefillTokTile = 4;  // tokens per work-group in prefill attention (TOK_TILE in attention.cl)
 constexpr int kAttentionMmaThreads = 128, kAttentionMmaQueries = 64;  // attention_mma.cl: AM_THREADS, AM_QUERIES
 constexpr int kAttentionMmaMaxHeadDim = 128;                           // AM_HD
@@ -30,8 +30,8 @@ int prefill_tok_tile() {
 
 std::string kv_flag(bool f32) { return f32 ? "-DKV_F32=1" : ""; }
 
-std::string attention_flags(const TransformerKernelOptions& o, int work_group = kAttentionWg) {
-  std::string f = fmt::format("-DWG={} {}", work_group, kv_flag(o.kv_f32));
+std::string attention_flags(const TransformerKernelOptions& o) {
+  std::string f = fmt::format("-DWG={} {}", kAttentionWg, kv_flag(o.kv_f32));
   if (o.keys_by_warp >= 0) f += fmt::format(" -DKEYS_BY_WARP={}", o.keys_by_warp ? 1 : 0);
   if (const char* extra = std::getenv("QUILL_ATTENTION_FLAGS"); extra && *extra)  // benchmarking: e.g. -DKEY_BATCH=16
     f += std::string(" ") + extra;
@@ -55,16 +55,14 @@ TransformerKernels::TransformerKernels(Device& device, const TransformerKernelOp
       attention_(
           device.program("attention.cl", fmt::format("-DTOK_TILE={} {}", prefill_tok_tile(), attention_flags(options))),
           "attention"),
-      attention_decode_(device.program("attention_decode.cl", attention_decode_options(kAttentionWg)), "attention_decode"),
+      attention_decode_(
+          device.program("attention_decode.cl", fmt::format("-DSPLIT={} {}", kDecodeSplit, attention_flags(options))),
+          "attention_decode"),
       swiglu_(device.program("elementwise.cl", options.embd_f32 ? "-DEMBD_F32=1" : ""), "swiglu") {
   const char* env = std::getenv("QUILL_ATTENTION_MMA");
   const bool wanted = options.prefill_mma != 0 && !(env && std::string(env) == "0");
   if (wanted && !options.kv_f32 && device.info().inline_ptx && device.info().sm_version >= 80)
     attention_mma_ = Kernel(device.program("attention_mma.cl"), "attention_mma");
-}
-
-std::string TransformerKernels::attention_decode_options(int work_group) const {
-  return fmt::format("-DSPLIT={} {}", kDecodeSplit, attention_flags(options_, work_group));
 }
 
 bool TransformerKernels::prefill_on_tensor_cores(int head_dim) const {

@@ -2,8 +2,6 @@
 // attention_mma.cl, attention_decode.cl, elementwise.cl). One object per session: kernel-argument state is per object. Shapes checked.
 #pragma once
 
-#include <string>
-
 #include "host/buffer.hpp"
 #include "host/kernel.hpp"
 
@@ -45,9 +43,6 @@ class TransformerKernels {
                         Buffer& done, int n_heads, int n_kv_heads, int head_dim, int rope_dim, float theta, int pos,
                         const L2Prefetch& prefetch = {});
   static size_t decode_partial_bytes(int n_ctx, int n_heads, int head_dim);
-  static constexpr int kDecodeSplit = 128;  // positions per attention_decode work-group (SPLIT)
-  // The build flags of attention_decode.cl (and of its includers, with work_group work-items).
-  std::string attention_decode_options(int work_group) const;
 
   // gate_up: [n_tok, 2 ffn] -> h: [n_tok, ffn]
   void swiglu(const Buffer& gate_up, Buffer& h, int n_tok, int ffn);

@@ -79,39 +79,23 @@ inline void kv_batch_load(KvBatch* kv, __global const KV_T* k_head, __global con
 }
 #endif
 
-// The work-group's local arrays (declared at kernel scope, as OpenCL C 1.2 wants, by ATT_LOCAL_DECLS;
-// passed as ATT_LOCAL_ARGS).
-#if KEYS_BY_WARP
-#define ATT_LOCAL_DECLS                                                                           \
-  __local float scratch[WG];                                                                      \
-  __local float wacc[WARPS * 128];                                                                \
-  __local int is_last;                                                                            \
-  __local float wstat[2 * WARPS]; /* each warp's (max, sum): max at [warp], sum at [WARPS + warp] */
-#define ATT_LOCAL_ARGS scratch, wacc, &is_last, wstat
-#define ATT_LOCAL_PARAMS __local float *scratch, __local float *wacc, __local int *is_last, __local float *wstat
-#else
-#define ATT_LOCAL_DECLS        \
-  __local float scratch[WG];   \
-  __local float wacc[WARPS * 128]; \
-  __local int is_last;         \
-  __local float q_local[WG];   \
-  __local float k_new[WG];     \
-  __local float scores[WG];
-#define ATT_LOCAL_ARGS scratch, wacc, &is_last, q_local, k_new, scores
-#define ATT_LOCAL_PARAMS                                                                                  \
-  __local float *scratch, __local float *wacc, __local int *is_last, __local float *q_local, __local float *k_new, \
-      __local float *scores
-#endif
-
-// Work-group task `task` = (head h, split s) of the decode step, for the arguments of attention_decode
-// below. Every work-item of the work-group calls it (it has barriers).
-__attribute__((always_inline)) inline void attention_decode_run(
-    int task, __global const float* qkv, __global KV_T* k_cache, __global KV_T* v_cache, __global float* out,
-    __global float* partial, __global volatile int* done, int n_heads, int n_kv_heads, int head_dim, int rope_dim,
-    float theta, int pos, int n_splits, float scale, ATT_LOCAL_PARAMS) {
+// qkv: [q_dim + 2 kv_dim] f32 of the new token (unrotated q | k | v), at position pos.
+// k_cache, v_cache: [ctx, kv_dim] (KV_T); this token's k, v are written at row pos.
+// out: [q_dim] f32.  partial: [n_heads, n_splits, head_dim + 2] f32 scratch.
+// done: [n_heads] int, zero between calls (the merging work-group resets it).
+// pf / pf_bytes: what the work-groups prefetch into L2 as they finish (common.cl prefetch_l2).
+// NDRange: (n_heads * n_splits * WG), local (WG). Requires head_dim <= 128 (= WG), head_dim even.
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void attention_decode(__global const float* qkv, __global KV_T* k_cache, __global KV_T* v_cache,
+                      __global float* out, __global float* partial, __global volatile int* done, int n_heads,
+                      int n_kv_heads, int head_dim, int rope_dim, float theta, int pos, int n_splits, float scale,
+                      __global const uchar* pf, int pf_bytes) {
+  __local float scratch[WG];
+  __local float wacc[WARPS * 128];
+  __local int is_last;
   const int lid = get_local_id(0);
-  const int h = task / n_splits;
-  const int split = task % n_splits;
+  const int h = get_group_id(0) / n_splits;
+  const int split = get_group_id(0) % n_splits;
   const int group = n_heads / n_kv_heads;
   const int kv_h = h / group;
   const int q_dim = n_heads * head_dim;
@@ -123,6 +107,7 @@ __attribute__((always_inline)) inline void attention_decode_run(
   float acc, running_max, running_sum;  // this work-group's state: dim lid's accumulator, max, sum
 
 #if KEYS_BY_WARP
+  __local float wstat[2 * WARPS];  // each warp's (max, sum): max at [warp], sum at [WARPS + warp]
   const int lane = lid % QUILL_LANES, warp = lid / QUILL_LANES;
   // This warp's batches: batch i of the split is keys p_begin + KEY_BATCH i .., taken by warp i % WARPS
   // at step i / WARPS. The trip count is the same in every warp (the portable lane sums use
@@ -231,6 +216,9 @@ __attribute__((always_inline)) inline void attention_decode_run(
     if (lid < head_dim) acc += wacc[w * 128 + lid] * f;
   }
 #else
+  __local float q_local[WG];
+  __local float k_new[WG];
+  __local float scores[WG];
   // RoPE on this head's query and on its kv head's new key (pairs handled by even lanes).
   if (lid < head_dim && (lid & 1) == 0) {
     float a = qkv[h * head_dim + lid], b = qkv[h * head_dim + lid + 1];
@@ -273,11 +261,11 @@ __attribute__((always_inline)) inline void attention_decode_run(
   }
   mem_fence(CLK_GLOBAL_MEM_FENCE);
   barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
-  if (lid == 0) *is_last = several && atomic_inc(&done[h]) == n_splits - 1;
+  if (lid == 0) is_last = several && atomic_inc(&done[h]) == n_splits - 1;
   barrier(CLK_LOCAL_MEM_FENCE);
   // Only the last work-group needs the merge. Portable path: every work-group runs the loop and only
   // the last one stores it (PoCL 3.1 corrupts memory when this block sits under `if (is_last)`).
-  const int last = *is_last;
+  const int last = is_last;
 #if QUILL_PTX
   if (last)
 #endif
@@ -296,21 +284,5 @@ __attribute__((always_inline)) inline void attention_decode_run(
     if (last && lid < head_dim) out[h * head_dim + lid] = value / total;
     if (last && lid == 0) done[h] = 0;
   }
-}
-
-// qkv: [q_dim + 2 kv_dim] f32 of the new token (unrotated q | k | v), at position pos.
-// k_cache, v_cache: [ctx, kv_dim] (KV_T); this token's k, v are written at row pos.
-// out: [q_dim] f32.  partial: [n_heads, n_splits, head_dim + 2] f32 scratch.
-// done: [n_heads] int, zero between calls (the merging work-group resets it).
-// pf / pf_bytes: what the work-groups prefetch into L2 as they finish (common.cl prefetch_l2).
-// NDRange: (n_heads * n_splits * WG), local (WG). Requires head_dim <= 128 (= WG), head_dim even.
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void attention_decode(__global const float* qkv, __global KV_T* k_cache, __global KV_T* v_cache,
-                      __global float* out, __global float* partial, __global volatile int* done, int n_heads,
-                      int n_kv_heads, int head_dim, int rope_dim, float theta, int pos, int n_splits, float scale,
-                      __global const uchar* pf, int pf_bytes) {
-  ATT_LOCAL_DECLS
-  attention_decode_run(get_group_id(0), qkv, k_cache, v_cache, out, partial, done, n_heads, n_kv_heads, head_dim,
-                       rope_dim, theta, pos, n_splits, scale, ATT_LOCAL_ARGS);
   prefetch_l2(pf, pf_bytes);
 }

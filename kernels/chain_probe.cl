@@ -1,7 +1,45 @@
 // chain_probe.cl: what a kernel boundary costs on the NVIDIA path, next to the two ways around one:
 // a grid-wide barrier inside one persistent kernel, and a launch on a second queue that waits for its
 // predecessor through a counter in device memory (benchmarks/chain/bench_chain.cpp). NVIDIA only.
-#include "grid_barrier.cl"
+#include "common.cl"
+
+#if !QUILL_PTX
+#error "chain_probe.cl needs the NVIDIA path (inline PTX)"
+#endif
+
+inline uint load_acquire(__global const uint* p) {
+  uint v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p));
+  return v;
+}
+inline void add_release(__global uint* p, uint v) {
+  asm volatile("red.release.gpu.global.add.u32 [%0], %1;" : : "l"(p), "r"(v));
+}
+inline ulong global_ns(void) {
+  ulong t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+// The work-group waits until *count has reached `target` (wrap-safe): work-item 0 polls, the rest wait
+// at the barrier. After 50 ms it gives up and sets *failed: a missing predecessor is an error, not a hang.
+inline void wait_count(__global uint* count, uint target, __global uint* failed) {
+  if (get_local_id(0) == 0) {
+    const ulong start = global_ns();
+    while ((int)(load_acquire(count) - target) < 0)
+      if (global_ns() - start > 50000000ul) {
+        atomic_or(failed, 1u);
+        break;
+      }
+  }
+  barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+}
+
+// The work-group's stores are done and released: *count += 1.
+inline void signal_count(__global uint* count) {
+  barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+  if (get_local_id(0) == 0) add_release(count, 1u);
+}
 
 #ifndef PF_DEPTH
 #define PF_DEPTH 1  // uint4 per work-item loaded before a wait (they do not depend on the predecessor)

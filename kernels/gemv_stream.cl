@@ -38,26 +38,6 @@
 #define X4_PER_GROUP (CODES_PER_UINT4 / 4)          // float4 of x per uint4 of codes: 8 or 4
 
 
-// A uint4 of codes. Measurement builds ($QUILL_GEMV_STREAM_DEFS): GS_LOAD_NC=1 loads them through the
-// non-coherent (read-only) path, 2 also without allocating in L1.
-#if GS_LOAD_NC == 1
-#define GS_CODE_LOAD(p) load_nc4(p)
-inline uint4 load_nc4(__global const uint4* p) {
-  uint4 v;
-  asm("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-  return v;
-}
-#elif GS_LOAD_NC == 2
-#define GS_CODE_LOAD(p) load_nc4(p)
-inline uint4 load_nc4(__global const uint4* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-  return v;
-}
-#else
-#define GS_CODE_LOAD(p) (*(p))
-#endif
-
 // Row j of row set `set`, clamped to the last row (rows past the end are loaded and computed again,
 // not stored).
 #define GS_ROW(set, j) ((set) * GS_ROWS + (j) < rows ? (set) * GS_ROWS + (j) : rows - 1)
@@ -73,7 +53,7 @@ inline uint4 load_nc4(__global const uint4* p) {
       const int u_ = load_chunk * QUILL_LANES + lane;                                               \
       _Pragma("unroll") for (int j_ = 0; j_ < GS_ROWS; ++j_) {                                      \
         const int r_ = GS_ROW(load_set, j_);                                                        \
-        q[p_][j_] = GS_CODE_LOAD(codes + ((size_t)r_ * row_words + u_));                            \
+        q[p_][j_] = codes[(size_t)r_ * row_words + u_];                                             \
         if (u_ * CODES_PER_UINT4 < cols) sb[p_][j_] = scale_bits(scales, GS_BLOCK(r_, u_));         \
       }                                                                                             \
       STREAM_CURSOR_NEXT(load_set, load_chunk, chunks, grid_warps)                                  \
@@ -168,49 +148,33 @@ __attribute__((always_inline)) inline void gs_chunk(
     }                                                                                               \
   }
 
-// The work-group's local arrays. OpenCL C 1.2 declares __local variables at kernel scope, so a kernel
-// that runs gemv_stream_run (this file's, decode_layer.cl's) declares them with GS_LOCAL_DECLS and passes
-// GS_LOCAL_ARGS.
+// codes / lut / scales / absmax2 / dq_lut / dq_offset / x / y / norm_w / eps: as matmul_lut (one
+// token; 4-bit tables per tensor only, lut_stride 0). cols <= GS_MAX_COLS. pf / pf_bytes: prefetch_l2.
+// NDRange: global (G * WG_SIZE), local (WG_SIZE), any G >= 1 (the host picks a few per SM).
+__kernel __attribute__((reqd_work_group_size(WG_SIZE, 1, 1)))
+void gemv_stream(__global const uint4* codes, int row_words, __global const float* lut, int lut_stride,
+                 __global const uchar* scales, __global const float* absmax2, __global const float* dq_lut,
+                 float dq_offset, int blocks_per_row, int block_shift, __global const float* x, __global float* y,
+                 int rows, int cols, int n_tok, int accumulate, __global const float* norm_w, float eps,
+                 __global const uchar* pf, int pf_bytes) {
 #if LUT_DP4A
+  DECLARE_INT8_TABLE(tab, lut);      // nf4 / fp4: the table as int8 (LUT_INT8)
+  __local uint4 xlo[GS_GROUPS];      // [groups] int8 x words 0..3 of each group (dp4a_x.cl order)
 #if LUT_BITS == 4
-#define GS_XHI_GROUPS GS_GROUPS
-#else
-#define GS_XHI_GROUPS 1  // (unused)
+  __local uint4 xhi[GS_GROUPS];      // [groups] words 4..7
 #endif
-#define GS_LOCAL_DECLS                                                                               \
-  __local uint4 xlo[GS_GROUPS];       /* [groups] int8 x words 0..3 of each group (dp4a_x.cl order) */ \
-  __local uint4 xhi[GS_XHI_GROUPS];   /* [groups] words 4..7 (4-bit) */                            \
-  __local float2 xscale[GS_GROUPS];   /* [groups] (dx, xsum as float: |xsum| <= 32 * 127, exact) */ \
-  __local float ss_part[WARPS_PER_WG];
-#define GS_LOCAL_ARGS xlo, xhi, xscale, ss_part
-#define GS_LOCAL_PARAMS __local uint4 *xlo, __local uint4 *xhi, __local float2 *xscale, __local float *ss_part
+  __local float2 xscale[GS_GROUPS];  // [groups] (dx, xsum as float: |xsum| <= 32 * 127, exact)
 #else
+  __local float4 xf[X4_PER_GROUP * GS_GROUPS];  // [X4_PER_GROUP planes][groups]: plane i of group u = x4 i of it
 #if LUT_BITS == 4 && !LUT_ARITH
-#define GS_TABLE_SIZE 16
+  __local float table[16];
 #elif LUT_BITS == 8 && !LUT_LINEAR
-#define GS_TABLE_SIZE 256
+  __local float table[256];
 #else
-#define GS_TABLE_SIZE 1
+  __local float table[1];
 #endif
-#define GS_LOCAL_DECLS                                                                                      \
-  __local float4 xf[X4_PER_GROUP * GS_GROUPS]; /* [X4_PER_GROUP planes][groups]: plane i of group u = x4 i */ \
-  __local float table[GS_TABLE_SIZE];                                                                   \
+#endif
   __local float ss_part[WARPS_PER_WG];
-#define GS_LOCAL_ARGS xf, table, ss_part
-#define GS_LOCAL_PARAMS __local float4 *xf, __local float *table, __local float *ss_part
-#endif
-
-// The GEMV of the gemv_stream kernel below with the input transform `input_kind` (INPUT_KIND's values, a
-// constant at the call site). Every work-item of the grid calls it; it ends without a barrier.
-__attribute__((always_inline)) inline void gemv_stream_run(
-    const int input_kind, __global const uint4* codes, int row_words, __global const float* lut,
-    __global const uchar* scales, __global const float* absmax2, __global const float* dq_lut, float dq_offset,
-    int blocks_per_row, int block_shift, __global const float* x, __global float* y, int rows, int cols,
-    int accumulate, __global const float* norm_w, float eps, __global const uchar* pf, int pf_bytes,
-    GS_LOCAL_PARAMS) {
-#if LUT_DP4A
-  DECLARE_INT8_TABLE(tab, lut);  // nf4 / fp4: the table as int8 (LUT_INT8)
-#endif
   const int lid = get_local_id(0), lane = lid % QUILL_LANES, warp = lid / QUILL_LANES;
   const int grid_warps = get_num_groups(0) * WARPS_PER_WG;
   const int chunks = row_words / QUILL_LANES;          // uint4 per lane per row
@@ -234,7 +198,7 @@ __attribute__((always_inline)) inline void gemv_stream_run(
 #pragma unroll
     for (int i = 0; i < X4_PER_GROUP; ++i) {
       const int c = g * CODES_PER_UINT4 + 4 * i;
-      xv[i] = c < cols ? load_x4_kind(input_kind, x, norm_w, 0, c, cols, aligned, &ss) : (float4)(0.0f);
+      xv[i] = c < cols ? load_x4_ss(x, norm_w, 0, c, cols, aligned, &ss) : (float4)(0.0f);
     }
 #if LUT_DP4A
     uint xq[X_WORDS];
@@ -259,7 +223,7 @@ __attribute__((always_inline)) inline void gemv_stream_run(
   ss = warp_sum(ss);
   if (lane == 0) ss_part[warp] = ss;
   barrier(CLK_LOCAL_MEM_FENCE);
-  const float factor = output_factor_kind(input_kind, ss_part, 0, cols, eps);  // RMSNorm's rsqrt, else 1
+  const float factor = output_factor(ss_part, 0, cols, eps);  // RMSNorm's rsqrt, else 1
 
   // Stream: the next block loads into qn while the block in q is computed. (Measured: faster than a
   // ping-pong of two buffers that refills each one right after computing it, docs/PERFORMANCE.md.)
@@ -281,18 +245,4 @@ __attribute__((always_inline)) inline void gemv_stream_run(
       }
   }
   prefetch_l2(pf, pf_bytes);
-}
-
-// codes / lut / scales / absmax2 / dq_lut / dq_offset / x / y / norm_w / eps: as matmul_lut (one
-// token; 4-bit tables per tensor only, lut_stride 0). cols <= GS_MAX_COLS. pf / pf_bytes: prefetch_l2.
-// NDRange: global (G * WG_SIZE), local (WG_SIZE), any G >= 1 (the host picks a few per SM).
-__kernel __attribute__((reqd_work_group_size(WG_SIZE, 1, 1)))
-void gemv_stream(__global const uint4* codes, int row_words, __global const float* lut, int lut_stride,
-                 __global const uchar* scales, __global const float* absmax2, __global const float* dq_lut,
-                 float dq_offset, int blocks_per_row, int block_shift, __global const float* x, __global float* y,
-                 int rows, int cols, int n_tok, int accumulate, __global const float* norm_w, float eps,
-                 __global const uchar* pf, int pf_bytes) {
-  GS_LOCAL_DECLS
-  gemv_stream_run(INPUT_KIND, codes, row_words, lut, scales, absmax2, dq_lut, dq_offset, blocks_per_row, block_shift,
-                  x, y, rows, cols, accumulate, norm_w, eps, pf, pf_bytes, GS_LOCAL_ARGS);
 }

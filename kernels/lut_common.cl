@@ -219,47 +219,41 @@ inline float4 decode4_bytes(uint v, __local const float* T) {
 #endif
 }
 
-// Columns c .. c + 3 of token t's input after transform `kind` (INPUT_KIND's values; a constant at every
-// call site, so the other kinds fold away); columns >= cols read as 0.
+// Columns c .. c + 3 of token t's input after the transform; columns >= cols read as 0.
 // aligned: cols % 4 == 0 (and c % 4 == 0), so the 4 columns are one 16-byte load.
 // x: [n_tok, cols] f32 ([n_tok, 2 cols] for SwiGLU)   norm_w: [cols] (RMSNorm)
 // RMSNorm: *ss += the squares of the 4 raw values (the caller loads each column once).
-inline float4 load_x4_kind(const int kind, __global const float* x, __global const float* norm_w, int t, int c,
-                           int cols, int aligned, float* ss) {
-  if (kind == 2) {
-    __global const float* g = x + (size_t)t * 2 * cols + c;
-    float4 gv, uv;
-    if (aligned) {
-      gv = *(__global const float4*)g;
-      uv = *(__global const float4*)(g + cols);
-    } else {
-      gv = (float4)(g[0], c + 1 < cols ? g[1] : 0.0f, c + 2 < cols ? g[2] : 0.0f, c + 3 < cols ? g[3] : 0.0f);
-      uv = (float4)(g[cols], c + 1 < cols ? g[cols + 1] : 0.0f, c + 2 < cols ? g[cols + 2] : 0.0f,
-                    c + 3 < cols ? g[cols + 3] : 0.0f);
-    }
-    return gv / (1.0f + exp(-gv)) * uv;
+inline float4 load_x4_ss(__global const float* x, __global const float* norm_w, int t, int c, int cols, int aligned,
+                         float* ss) {
+#if INPUT_KIND == 2
+  __global const float* g = x + (size_t)t * 2 * cols + c;
+  float4 gv, uv;
+  if (aligned) {
+    gv = *(__global const float4*)g;
+    uv = *(__global const float4*)(g + cols);
+  } else {
+    gv = (float4)(g[0], c + 1 < cols ? g[1] : 0.0f, c + 2 < cols ? g[2] : 0.0f, c + 3 < cols ? g[3] : 0.0f);
+    uv = (float4)(g[cols], c + 1 < cols ? g[cols + 1] : 0.0f, c + 2 < cols ? g[cols + 2] : 0.0f,
+                  c + 3 < cols ? g[cols + 3] : 0.0f);
   }
+  return gv / (1.0f + exp(-gv)) * uv;
+#else
   __global const float* p = x + (size_t)t * cols + c;
   float4 v;
   if (aligned)
     v = *(__global const float4*)p;
   else
     v = (float4)(p[0], c + 1 < cols ? p[1] : 0.0f, c + 2 < cols ? p[2] : 0.0f, c + 3 < cols ? p[3] : 0.0f);
-  if (kind == 1) {
-    *ss += dot(v, v);
-    if (aligned)
-      v *= *(__global const float4*)(norm_w + c);
-    else
-      v *= (float4)(norm_w[c], c + 1 < cols ? norm_w[c + 1] : 0.0f, c + 2 < cols ? norm_w[c + 2] : 0.0f,
-                    c + 3 < cols ? norm_w[c + 3] : 0.0f);
-  }
+#if INPUT_KIND == 1
+  *ss += dot(v, v);
+  if (aligned)
+    v *= *(__global const float4*)(norm_w + c);
+  else
+    v *= (float4)(norm_w[c], c + 1 < cols ? norm_w[c + 1] : 0.0f, c + 2 < cols ? norm_w[c + 2] : 0.0f,
+                  c + 3 < cols ? norm_w[c + 3] : 0.0f);
+#endif
   return v;
-}
-
-// load_x4_kind with the program's INPUT_KIND.
-inline float4 load_x4_ss(__global const float* x, __global const float* norm_w, int t, int c, int cols, int aligned,
-                         float* ss) {
-  return load_x4_kind(INPUT_KIND, x, norm_w, t, c, cols, aligned, ss);
+#endif
 }
 
 // load_x4_ss for callers without RMSNorm (the GEMM).
@@ -293,17 +287,15 @@ inline void reduce_sum_of_squares(const float* ss, __local float* scratch, __loc
 #endif
 }
 
-// The output factor of token t under transform `kind`: RMSNorm's rsqrt(mean(x^2) + eps) from the warps'
-// ss_part, else 1.
-__attribute__((always_inline)) inline float output_factor_kind(const int kind, __local const float* ss_part, int t,
-                                                               int cols, float eps) {
-  if (kind != 1) return 1.0f;
+// The output factor of token t: RMSNorm's rsqrt(mean(x^2) + eps) from the warps' ss_part, else 1.
+inline float output_factor(__local const float* ss_part, int t, int cols, float eps) {
+#if INPUT_KIND == 1
   float total = 0.0f;
   for (int w = 0; w < WARPS_PER_WG; ++w) total += ss_part[w * TOK_TILE + t];
   return rsqrt(total / cols + eps);
-}
-inline float output_factor(__local const float* ss_part, int t, int cols, float eps) {
-  return output_factor_kind(INPUT_KIND, ss_part, t, cols, eps);
+#else
+  return 1.0f;
+#endif
 }
 
 // Word k (0..3) of a uint4; k is a constant after unrolling.
