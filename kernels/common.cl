@@ -149,6 +149,21 @@ inline float8 half8_bits_to_float8(uint4 b) {
     (item) += (step);                                  \
   }
 
+// A uint4 of weights that a kernel reads once and never writes (the decode GEMVs' streams). NVIDIA path:
+// the non-coherent path, without allocating in L1 (ld.global.nc.L1::no_allocate; measured +4.7% int4
+// decode, docs/PERFORMANCE.md session 10). Elsewhere a plain load.
+inline uint4 load_stream4(__global const uint4* p) {
+#if QUILL_PTX
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+#else
+  return *p;
+#endif
+}
+
 // Decode's L2 prefetch: the last PF_GROUPS work-groups of the grid (all of a persistent one) request the
 // first `bytes` of p (the next kernel's weights) into L2 as they finish, 128-byte lines spread over their
 // work-items, so the memory keeps streaming through this kernel's tail and the launch gap. Call at the

@@ -53,7 +53,7 @@
       const int u_ = load_chunk * QUILL_LANES + lane;                                               \
       _Pragma("unroll") for (int j_ = 0; j_ < GS_ROWS; ++j_) {                                      \
         const int r_ = GS_ROW(load_set, j_);                                                        \
-        q[p_][j_] = codes[(size_t)r_ * row_words + u_];                                             \
+        q[p_][j_] = load_stream4(codes + ((size_t)r_ * row_words + u_));                            \
         if (u_ * CODES_PER_UINT4 < cols) sb[p_][j_] = scale_bits(scales, GS_BLOCK(r_, u_));         \
       }                                                                                             \
       STREAM_CURSOR_NEXT(load_set, load_chunk, chunks, grid_warps)                                  \

@@ -20,7 +20,7 @@ typedef float8 WRAW;
 #else
 #define W_T half
 typedef uint4 WRAW;  // 8 fp16 bit patterns; needs a 16-byte-aligned row (w_stride % 8 == 0)
-#define LOAD_RAW(p, c) (*(__global const uint4*)((p) + (c)))
+#define LOAD_RAW(p, c) load_stream4((__global const uint4*)((p) + (c)))
 #define CVT_RAW(r) half8_bits_to_float8(r)
 #define LOAD_W8_ANY(p, c) vload_half8(0, (p) + (c))
 #define LOAD_W1(p, c) vload_half((c), (p))

@@ -189,7 +189,7 @@ inline void fz_load_chunk(uint4 dst[RPW][4], __global const char* CB, int task, 
       const int u_ = load_chunk * QUILL_LANES + lane;                                               \
       __global const uint4* w_ = (__global const uint4*)(CB + (size_t)load_task * RPW * kpad);      \
       if (u_ < nv) {                                                                                \
-        _Pragma("unroll") for (int r_ = 0; r_ < RPW; ++r_) q[p_][r_] = w_[(size_t)r_ * nv + u_];    \
+        _Pragma("unroll") for (int r_ = 0; r_ < RPW; ++r_) q[p_][r_] = load_stream4(w_ + ((size_t)r_ * nv + u_)); \
       }                                                                                             \
       STREAM_CURSOR_NEXT(load_task, load_chunk, chunks, FWARPS)                                     \
     }                                                                                               \
