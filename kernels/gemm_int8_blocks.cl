@@ -132,11 +132,11 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
   {                                                                                                   \
     _Pragma("unroll") for (int l = 0; l < A_LOADS; ++l) {                                             \
       const int idx = tid + l * GI_THREADS;                                                           \
-      ra[l] = qx[(size_t)(m0 + idx / VPR) * xwords + (kt) * VPR + idx % VPR];                         \
+      ra[l] = load_stream4(qx + ((size_t)(m0 + idx / VPR) * xwords + (kt) * VPR + idx % VPR));        \
     }                                                                                                 \
     _Pragma("unroll") for (int l = 0; l < B_UNITS; ++l) {                                             \
       const int unit = (WFMT == 4 ? 2 : 4) * (kt) + (B_UNITS == 1 ? sc_b : l + 2 * sc_b);             \
-      rb[l] = unit < row_words ? wrow[unit] : (uint4)(0u);                                            \
+      rb[l] = unit < row_words ? load_stream4(wrow + unit) : (uint4)(0u);                             \
     }                                                                                                 \
     const int blk = 2 * (kt) + sc_b, c = blk * QX_BLOCK;                                              \
     rdx = dx[(size_t)(m0 + sc_r) * nblk + blk];                                                       \
