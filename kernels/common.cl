@@ -150,8 +150,8 @@ inline float8 half8_bits_to_float8(uint4 b) {
   }
 
 // A uint4 of weights that a kernel reads once and never writes (the decode GEMVs' streams). NVIDIA path:
-// the non-coherent path, without allocating in L1 (ld.global.nc.L1::no_allocate; measured +4.7% int4
-// decode, docs/PERFORMANCE.md session 10). Elsewhere a plain load.
+// the non-coherent path, without allocating in L1 (ld.global.nc.L1::no_allocate; decode +2-7% for every
+// scheme, docs/PERFORMANCE.md session 10 item 1). Elsewhere a plain load.
 inline uint4 load_stream4(__global const uint4* p) {
 #if QUILL_PTX
   uint4 v;
