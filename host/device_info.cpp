@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "host/env.hpp"
 #include "host/opencl.hpp"
 
 #ifndef CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV
@@ -131,7 +132,7 @@ std::string capability_build_options(const DeviceInfo& info) {
   if (info.fp16) options += " -DQUILL_FP16=1";
   // $QUILL_NV_VERBOSE=1: NVIDIA's per-kernel register / spill / shared-memory report, logged at info
   // level after each build from source (set QUILL_CACHE_DIR=off so programs are rebuilt).
-  if (info.inline_ptx && std::getenv("QUILL_NV_VERBOSE") && std::string_view(std::getenv("QUILL_NV_VERBOSE")) == "1")
+  if (info.inline_ptx && env_is("QUILL_NV_VERBOSE", "1"))
     options += " -cl-nv-verbose";
   return options;
 }

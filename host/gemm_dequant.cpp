@@ -1,12 +1,12 @@
 // Launcher for kernels/gemm_dequant.cl and kernels/gemm_int8_blocks.cl (see gemm_dequant.hpp).
 #include "host/gemm_dequant.hpp"
 
+#include <algorithm>
 #include <bit>
-#include <cstdlib>
-#include <string_view>
 
 #include "engine/error.hpp"
 #include "host/device.hpp"
+#include "host/env.hpp"
 
 namespace quill::host {
 namespace {
@@ -20,11 +20,6 @@ const Buffer& or_dummy(const Buffer* b, const Buffer& dummy) { return b && !b->e
 // Rows of the converted x: whole token tiles, so that the tensor-core kernels load with no bounds checks.
 size_t padded_tokens(int n_tok) { return (size_t(n_tok) + kBlockTokens - 1) / kBlockTokens * kBlockTokens; }
 
-bool env_is(const char* name, std::string_view value) {
-  const char* v = std::getenv(name);
-  return v && std::string_view(v) == value;
-}
-
 }  // namespace
 
 bool GemmDequant::used_on(const DeviceInfo& info) {
@@ -36,8 +31,7 @@ bool GemmDequant::int8_core_on(const DeviceInfo& info) {
 }
 
 int GemmDequant::min_tokens() {
-  const char* v = std::getenv("QUILL_GEMM_MIN_TOKENS");
-  return v && *v ? std::max(1, std::atoi(v)) : kLutGemmTile + 1;
+  return std::max(1, env_int("QUILL_GEMM_MIN_TOKENS", kLutGemmTile + 1));
 }
 
 GemmDequant::GemmDequant(Device& device, Format format, LutScale scale, bool arith)

@@ -10,6 +10,7 @@
 
 #include "engine/error.hpp"
 #include "host/device.hpp"
+#include "host/env.hpp"
 
 namespace quill::host {
 namespace {
@@ -53,8 +54,7 @@ MatmulInt8::MatmulInt8(Device& device) : device_(device) {
                                  kMmaTilingSmallGrid.mt, kMmaTilingSmallGrid.nt);
   }
   // $QUILL_INT8_FUSED_DEFS: extra build flags for measurements (e.g. -DFZ_NO_STREAM: the prologue alone).
-  const char* defs_env = std::getenv("QUILL_INT8_FUSED_DEFS");
-  const std::string defs = defs_env ? defs_env : "";
+  const std::string defs = env_string("QUILL_INT8_FUSED_DEFS");
   auto fused = device.program("matmul_int8_fused.cl",
                               fmt::format("-DFWG={} -DRPW={} -DFMAX_TOK={} -DLCODE_BYTES={} -DMAX_FLAG_WORDS={} "
                                           "-cl-fp32-correctly-rounded-divide-sqrt {}",

@@ -3,26 +3,15 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstdlib>
 
 #include "engine/error.hpp"
 #include "host/device.hpp"
+#include "host/env.hpp"
 
 namespace quill::host {
 namespace {
 
 constexpr int kLanes = 32;
-
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::atoi(v) : fallback;
-}
-
-// $QUILL_GEMV_STREAM_DEFS: extra build flags for gemv_stream measurements (e.g. -DGS_DIAG_NO_STAGE=1).
-std::string env_string(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
 
 // dp4a: the LUT_DP4A path (the caller's MatmulLut::uses_dp4a); a 4-bit table there goes as int8 (LUT_INT8).
 std::string build_options(const GemvTuning& tn, int bits, LutScale scale, int tok_tile, bool arith, int input_kind,
@@ -139,7 +128,8 @@ Kernel& MatmulLut::stream_kernel(int input_kind) {
     const std::string options =
         build_options(tn, bits_, scale_, 1, arith_, input_kind, dp4a) +
         fmt::format(" -DGS_ROWS={} -DGS_PIPE={} -DGS_MAX_COLS={} {}", stream_rows(), stream_pipe(),
-                    dp4a ? kStreamMaxColsDp4a : kStreamMaxColsF32, env_string("QUILL_GEMV_STREAM_DEFS"));
+                    dp4a ? kStreamMaxColsDp4a : kStreamMaxColsF32,
+                    env_string("QUILL_GEMV_STREAM_DEFS"));  // measurement builds, e.g. -DGS_DIAG_NO_STAGE=1
     it = stream_kernels_.emplace(input_kind, Kernel(device_.program("gemv_stream.cl", options), "gemv_stream")).first;
   }
   return it->second;

@@ -7,6 +7,7 @@
 
 #include "engine/error.hpp"
 #include "host/device.hpp"
+#include "host/env.hpp"
 
 namespace quill::host {
 namespace {
@@ -21,8 +22,7 @@ constexpr int kAttentionMmaMaxHeadDim = 128;                           // AM_HD
 // program's build flag and the launch geometry must agree (so not through QUILL_ATTENTION_FLAGS).
 int prefill_tok_tile() {
   static const int tile = [] {
-    const char* env = std::getenv("QUILL_ATTENTION_TOK_TILE");
-    const int t = env && *env ? std::atoi(env) : kPrefillTokTile;
+    const int t = env_int("QUILL_ATTENTION_TOK_TILE", kPrefillTokTile);
     return t >= 1 && t <= 16 ? t : kPrefillTokTile;
   }();
   return tile;
@@ -33,8 +33,8 @@ std::string kv_flag(bool f32) { return f32 ? "-DKV_F32=1" : ""; }
 std::string attention_flags(const TransformerKernelOptions& o) {
   std::string f = fmt::format("-DWG={} {}", kAttentionWg, kv_flag(o.kv_f32));
   if (o.keys_by_warp >= 0) f += fmt::format(" -DKEYS_BY_WARP={}", o.keys_by_warp ? 1 : 0);
-  if (const char* extra = std::getenv("QUILL_ATTENTION_FLAGS"); extra && *extra)  // benchmarking: e.g. -DKEY_BATCH=16
-    f += std::string(" ") + extra;
+  if (const std::string extra = env_string("QUILL_ATTENTION_FLAGS"); !extra.empty())  // benchmarking: -DKEY_BATCH=16
+    f += " " + extra;
   return f;
 }
 
@@ -59,8 +59,7 @@ TransformerKernels::TransformerKernels(Device& device, const TransformerKernelOp
           device.program("attention_decode.cl", fmt::format("-DSPLIT={} {}", kDecodeSplit, attention_flags(options))),
           "attention_decode"),
       swiglu_(device.program("elementwise.cl", options.embd_f32 ? "-DEMBD_F32=1" : ""), "swiglu") {
-  const char* env = std::getenv("QUILL_ATTENTION_MMA");
-  const bool wanted = options.prefill_mma != 0 && !(env && std::string(env) == "0");
+  const bool wanted = options.prefill_mma != 0 && !env_is("QUILL_ATTENTION_MMA", "0");
   if (wanted && !options.kv_f32 && device.info().inline_ptx && device.info().sm_version >= 80)
     attention_mma_ = Kernel(device.program("attention_mma.cl"), "attention_mma");
 }
