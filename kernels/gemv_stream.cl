@@ -37,7 +37,6 @@
 #define GS_GROUPS (GS_MAX_COLS / CODES_PER_UINT4)  // uint4 chunks of one row at most
 #define X4_PER_GROUP (CODES_PER_UINT4 / 4)          // float4 of x per uint4 of codes: 8 or 4
 
-
 // Row j of row set `set`, clamped to the last row (rows past the end are loaded and computed again,
 // not stored).
 #define GS_ROW(set, j) ((set) * GS_ROWS + (j) < rows ? (set) * GS_ROWS + (j) : rows - 1)

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -90,11 +91,14 @@ int main(int argc, char** argv) {
     const double bw = measure_read_bandwidth(device, size_t(1) << 30, 5);
     std::printf("device %s, streaming read %.2f TB/s\n", device.info().name.c_str(), bw * 1e-12);
     cl_int st = CL_SUCCESS;
-    cl_command_queue second = clCreateCommandQueue(device.context(), device.info().device, 0, &st);
+    // Released on every way out (a failed build or allocation below throws).
+    const std::unique_ptr<_cl_command_queue, decltype(&clReleaseCommandQueue)> second_queue(
+        clCreateCommandQueue(device.context(), device.info().device, 0, &st), &clReleaseCommandQueue);
     if (st != CL_SUCCESS) {
       std::fprintf(stderr, "second queue: %d\n", st);
       return 1;
     }
+    cl_command_queue second = second_queue.get();
     const size_t total = size_t(1) << 30;
     Buffer src(device, total);
     src.fill_bytes(1);
@@ -125,7 +129,6 @@ int main(int argc, char** argv) {
       p.failed.read(&failed, 4);
       if (failed) std::printf("  (a wait timed out in this configuration: its chained figures include 50 ms stalls)\n");
     }
-    clReleaseCommandQueue(second);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "quill_bench_chain: %s\n", e.what());
     return 1;
