@@ -18,14 +18,17 @@ constexpr int kWorkGroup = 128;  // matmul_int8_rows: 4 rows x 32 lanes
 constexpr int kLanes = 32;
 constexpr int kTokTile = 4;
 // matmul_int8_mma tilings (warps_m, warps_n, mt, nt: warps_m x warps_n warps, each mt m16 tiles of tokens
-// x nt n8 tiles of rows), measured (docs/PERFORMANCE.md): 4,2,2,8 (BM 128, BN 128) best of 5 in general;
+// x nt n8 tiles of rows; dist: MMA_DIST, the k-tiles between a tile's loads and its use), measured
+// (docs/PERFORMANCE.md): 4,2,2,8,1 (BM 128, BN 128) best in general (dist 2 needs 176 registers: slower);
 // when its grid would not fill the compute units (e.g. 512 tokens x 4096 rows: 128 work-groups for 132
-// SMs), 2,4,4,2 (BM 128, BN 64: twice the work-groups) instead (session 8, run 46: 266 -> 297 TOPS at
-// 512x4096x4096). $QUILL_INT8_MMA / $QUILL_INT8_MMA_SMALL override them (benchmarks); BN divides kRowAlign.
+// SMs), 4,2,2,4,2 (BM 128, BN 64: twice the work-groups, loads two k-tiles ahead) instead (session 11,
+// run 70: 294 -> 305 TOPS at 512x4096x4096, 339 -> 377 at 512x4096x14336).
+// $QUILL_INT8_MMA / $QUILL_INT8_MMA_SMALL = "wm,wn,mt,nt[,dist]" override them (benchmarks); BN divides
+// kRowAlign.
 struct MmaTilingDefault {
-  int wm, wn, mt, nt;
+  int wm, wn, mt, nt, dist;
 };
-constexpr MmaTilingDefault kMmaTiling{4, 2, 2, 8}, kMmaTilingSmallGrid{2, 4, 4, 2};
+constexpr MmaTilingDefault kMmaTiling{4, 2, 2, 8, 1}, kMmaTilingSmallGrid{4, 2, 2, 4, 2};
 // matmul_int8_fused: 16 warps, 2 rows per warp task, one work-group per compute unit (persistent).
 // $QUILL_INT8_FUSED="rows_per_warp,groups_per_cu" overrides the last two (benchmarks).
 constexpr int kFusedWorkGroup = 512, kFusedRowsPerWarp = 2, kFusedGroupsPerCu = 1;
@@ -47,11 +50,13 @@ MatmulInt8::MatmulInt8(Device& device) : device_(device) {
       fail(ErrorKind::kInvalidArgument, "QUILL_INT8_FUSED={}: want rows_per_warp (dividing {}),groups_per_cu", env,
            kRowAlign);
   }
-  rows_ = Kernel(mma_program(device, kMmaTiling.wm, kMmaTiling.wn, kMmaTiling.mt, kMmaTiling.nt), "matmul_int8_rows");
+  rows_ = Kernel(mma_program(device, kMmaTiling.wm, kMmaTiling.wn, kMmaTiling.mt, kMmaTiling.nt, kMmaTiling.dist),
+                 "matmul_int8_rows");
   if (has_mma_) {
-    mma_ = MmaTiling::make(device, "QUILL_INT8_MMA", kMmaTiling.wm, kMmaTiling.wn, kMmaTiling.mt, kMmaTiling.nt);
+    mma_ = MmaTiling::make(device, "QUILL_INT8_MMA", kMmaTiling.wm, kMmaTiling.wn, kMmaTiling.mt, kMmaTiling.nt,
+                           kMmaTiling.dist);
     mma_small_ = MmaTiling::make(device, "QUILL_INT8_MMA_SMALL", kMmaTilingSmallGrid.wm, kMmaTilingSmallGrid.wn,
-                                 kMmaTilingSmallGrid.mt, kMmaTilingSmallGrid.nt);
+                                 kMmaTilingSmallGrid.mt, kMmaTilingSmallGrid.nt, kMmaTilingSmallGrid.dist);
   }
   // $QUILL_INT8_FUSED_DEFS: extra build flags for measurements (e.g. -DFZ_NO_STREAM: the prologue alone).
   const std::string defs = env_string("QUILL_INT8_FUSED_DEFS");
@@ -82,26 +87,28 @@ MatmulInt8::MatmulInt8(Device& device) : device_(device) {
   fused_groups_ = std::max<int>(1, int(device.info().compute_units) * groups_per_cu);
 }
 
-std::shared_ptr<const Program> MatmulInt8::mma_program(Device& device, int wm, int wn, int mt, int nt) {
+std::shared_ptr<const Program> MatmulInt8::mma_program(Device& device, int wm, int wn, int mt, int nt, int dist) {
   return device.program("matmul_int8.cl",
-                        fmt::format("-DWG_SIZE={} -DTOK_TILE={} -DWARPS_M={} -DWARPS_N={} -DMT={} -DNT={} -DBK={}",
-                                    kWorkGroup, kTokTile, wm, wn, mt, nt, kColAlign));
+                        fmt::format("-DWG_SIZE={} -DTOK_TILE={} -DWARPS_M={} -DWARPS_N={} -DMT={} -DNT={} -DBK={} "
+                                    "-DMMA_DIST={}",
+                                    kWorkGroup, kTokTile, wm, wn, mt, nt, kColAlign, dist));
 }
 
-MatmulInt8::MmaTiling MatmulInt8::MmaTiling::make(Device& device, const char* env_name, int wm, int wn, int mt,
-                                                  int nt) {
+MatmulInt8::MmaTiling MatmulInt8::MmaTiling::make(Device& device, const char* env_name, int wm, int wn, int mt, int nt,
+                                                  int dist) {
   if (const char* env = std::getenv(env_name); env && *env) {
-    if (std::sscanf(env, "%d,%d,%d,%d", &wm, &wn, &mt, &nt) != 4 || wm < 1 || wn < 1 || mt < 1 || nt < 1 ||
-        kRowAlign % (wn * nt * 8) != 0 || (wm * mt * 16 * (kColAlign / 16)) % (wm * wn * 32) != 0 ||
+    if (std::sscanf(env, "%d,%d,%d,%d,%d", &wm, &wn, &mt, &nt, &dist) < 4 || wm < 1 || wn < 1 || mt < 1 || nt < 1 ||
+        dist < 1 || dist > 2 || kRowAlign % (wn * nt * 8) != 0 ||
+        (wm * mt * 16 * (kColAlign / 16)) % (wm * wn * 32) != 0 ||
         (wn * nt * 8 * (kColAlign / 16)) % (wm * wn * 32) != 0)
-      fail(ErrorKind::kInvalidArgument, "{}={}: want warps_m,warps_n,mt,nt with BN dividing {}", env_name, env,
-           kRowAlign);
+      fail(ErrorKind::kInvalidArgument, "{}={}: want warps_m,warps_n,mt,nt[,dist 1|2] with BN dividing {}", env_name,
+           env, kRowAlign);
   }
   MmaTiling t;
   t.bm = wm * mt * 16;
   t.bn = wn * nt * 8;
   t.threads = wm * wn * 32;
-  t.kernel = Kernel(mma_program(device, wm, wn, mt, nt), "matmul_int8_mma");
+  t.kernel = Kernel(mma_program(device, wm, wn, mt, nt, dist), "matmul_int8_mma");
   return t;
 }
 

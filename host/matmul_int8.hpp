@@ -69,9 +69,9 @@ class MatmulInt8 {
   struct MmaTiling {
     int bm = 128, bn = 128, threads = 256;
     Kernel kernel;
-    static MmaTiling make(Device& device, const char* env_name, int wm, int wn, int mt, int nt);
+    static MmaTiling make(Device& device, const char* env_name, int wm, int wn, int mt, int nt, int dist);
   };
-  static std::shared_ptr<const Program> mma_program(Device& device, int wm, int wn, int mt, int nt);
+  static std::shared_ptr<const Program> mma_program(Device& device, int wm, int wn, int mt, int nt, int dist);
 
   Kernel rows_;
   MmaTiling mma_;        // the general tiling ($QUILL_INT8_MMA)

@@ -42,9 +42,9 @@ struct GemvTuning {
   // work-groups of stream_work_group per compute unit; each warp streams row sets of stream_rows rows
   // with stream_pipe uint4 per lane and row in flight) instead of matmul_lut.cl, for every format but
   // per-row k-means tables and rows wider than its x staging. 0 = the default of the format, measured
-  // on the H100 (docs/PERFORMANCE.md; int4: 1 work-group of 512 per SM, q8_0: 2 of 256, both 1 row, pipe
-  // 4; tables: 2 of 256, 4 rows, pipe 1). $QUILL_GEMV_STREAM=0|1, $QUILL_GEMV_STREAM_WG / _WGS / _ROWS /
-  // _PIPE override.
+  // on the H100 (docs/PERFORMANCE.md; int4: 1 work-group of 512 per SM, q8_0: 2 of 256, both 1 row;
+  // tables: 2 of 256, 4 rows; the pipe depths: stream_pipe()). $QUILL_GEMV_STREAM=0|1,
+  // $QUILL_GEMV_STREAM_WG / _WGS / _ROWS / _PIPE override.
   bool stream = false;
   int stream_work_group = 0;
   int stream_groups_per_cu = 0;
@@ -121,7 +121,13 @@ class MatmulLut {
   int stream_wgs() const {
     return tuning_.stream_groups_per_cu > 0 ? tuning_.stream_groups_per_cu : stream_one_wide_group() ? 1 : 2;
   }
-  int stream_pipe() const { return tuning_.stream_pipe > 0 ? tuning_.stream_pipe : stream_dp4a() ? 4 : 1; }
+  // Chunks in flight per lane and row (docs/PERFORMANCE.md, session 11 item 1): int4 6; q8_0, nf4, fp4 4;
+  // tables 1.
+  int stream_pipe() const {
+    if (tuning_.stream_pipe > 0) return tuning_.stream_pipe;
+    if (!stream_dp4a()) return 1;
+    return arith_ && bits_ == 4 ? 6 : 4;
+  }
   Device& device_;
   int bits_;
   LutScale scale_;

@@ -98,6 +98,9 @@ void matmul_int8_rows(__global const char* CB, __global const float* SCB, __glob
 
 #if QUILL_PTX
 #define MMA_THREADS (WARPS_M * WARPS_N * 32)
+#ifndef MMA_DIST
+#define MMA_DIST 1  // k-tiles between a k-tile's global loads and its use: 1 or 2
+#endif
 #define BM (WARPS_M * MT * 16)
 #define BN (WARPS_N * NT * 8)
 #define LDS_STRIDE BK            // bytes per staged row: no padding, 16-byte chunks swizzled (tile_chunk)
@@ -141,6 +144,32 @@ inline void load_tile(uint4* ra, uint4* rb, __global const char* codes, __global
   }
 }
 
+// This thread's share of a k-tile, held in registers (ra, rb: load_tile), stored into local stage st.
+#define MMA_STORE_STAGE(st, ra, rb)                                                  \
+  {                                                                                  \
+    _Pragma("unroll") for (int l_ = 0; l_ < A_LOADS; ++l_) {                         \
+      const int idx_ = tid + l_ * MMA_THREADS;                                       \
+      sA4[(st) * (A_STAGE / 16) + tile_chunk(idx_ / VPR, idx_ % VPR)] = (ra)[l_];    \
+    }                                                                                \
+    _Pragma("unroll") for (int l_ = 0; l_ < B_LOADS; ++l_) {                         \
+      const int idx_ = tid + l_ * MMA_THREADS;                                       \
+      sB4[(st) * (B_STAGE / 16) + tile_chunk(idx_ / VPR, idx_ % VPR)] = (rb)[l_];    \
+    }                                                                                \
+  }
+
+// acc += the products of local stage st (two k32 steps) for this warp's MT x NT tiles.
+#define MMA_COMPUTE_STAGE(st)                                                                          \
+  {                                                                                                    \
+    __local const uint* cA_ = (__local const uint*)(sA4 + (st) * (A_STAGE / 16));                      \
+    __local const uint* cB_ = (__local const uint*)(sB4 + (st) * (B_STAGE / 16));                      \
+    _Pragma("unroll") for (int kk_ = 0; kk_ < BK / 4; kk_ += 8) { /* word offset of each k32 step */   \
+      uint af_[MT][4], bf_[NT][2];                                                                     \
+      load_fragments(cA_, cB_, wm * MT * 16, wn * NT * 8, kk_ == 0 ? lane_w0 : lane_w1, af_, bf_);     \
+      _Pragma("unroll") for (int a_ = 0; a_ < MT; ++a_)                                                \
+        _Pragma("unroll") for (int b_ = 0; b_ < NT; ++b_) mma_s8(acc[a_][b_], af_[a_], bf_[b_]);       \
+    }                                                                                                  \
+  }
+
 // Same arguments and layouts as matmul_int8_rows.
 // NDRange: global (rows_pad / BN * MMA_THREADS, ceil(n_tok / BM)), local (MMA_THREADS, 1).
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1)))
@@ -164,52 +193,44 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[a][b][c] = 0;
 
-  uint4 ra[A_LOADS], rb[B_LOADS];
   const int ktiles = kpad / BK;
+  const int lane_w0 = fragment_word(lane, 0), lane_w1 = fragment_word(lane, 1);
+#if MMA_DIST == 1
   // Two local stages: the registers of k-tile kt+1 are stored into the other stage while this one is
   // consumed; one barrier per k-tile.
+  uint4 ra[A_LOADS], rb[B_LOADS];
   load_tile(ra, rb, codes, CB, m0, n0, n_tok, kpad, 0, tid);
-#pragma unroll
-  for (int l = 0; l < A_LOADS; ++l) {
-    const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
-    sA4[tile_chunk(r, v)] = ra[l];
-  }
-#pragma unroll
-  for (int l = 0; l < B_LOADS; ++l) {
-    const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
-    sB4[tile_chunk(r, v)] = rb[l];
-  }
-  const int lane_w0 = fragment_word(lane, 0), lane_w1 = fragment_word(lane, 1);
+  MMA_STORE_STAGE(0, ra, rb);
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int kt = 0; kt < ktiles; ++kt) {
     const int cur = kt & 1;
     if (kt + 1 < ktiles) load_tile(ra, rb, codes, CB, m0, n0, n_tok, kpad, kt + 1, tid);
-    __local const uint* cA = (__local const uint*)(sA4 + cur * (A_STAGE / 16));
-    __local const uint* cB = (__local const uint*)(sB4 + cur * (B_STAGE / 16));
-#pragma unroll
-    for (int kk = 0; kk < BK / 4; kk += 8) {  // word offset of each k32 step
-      uint af[MT][4], bf[NT][2];
-      load_fragments(cA, cB, wm * MT * 16, wn * NT * 8, kk == 0 ? lane_w0 : lane_w1, af, bf);
-#pragma unroll
-      for (int a = 0; a < MT; ++a)
-#pragma unroll
-        for (int b = 0; b < NT; ++b) mma_s8(acc[a][b], af[a], bf[b]);
-    }
-    if (kt + 1 < ktiles) {
-      const int nxt = cur ^ 1;
-#pragma unroll
-      for (int l = 0; l < A_LOADS; ++l) {
-        const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
-        sA4[nxt * (A_STAGE / 16) + tile_chunk(r, v)] = ra[l];
-      }
-#pragma unroll
-      for (int l = 0; l < B_LOADS; ++l) {
-        const int idx = tid + l * MMA_THREADS, r = idx / VPR, v = idx % VPR;
-        sB4[nxt * (B_STAGE / 16) + tile_chunk(r, v)] = rb[l];
-      }
-    }
+    MMA_COMPUTE_STAGE(cur);
+    if (kt + 1 < ktiles) MMA_STORE_STAGE(cur ^ 1, ra, rb);
     barrier(CLK_LOCAL_MEM_FENCE);
   }
+#else
+  // Two local stages and two register sets: k-tile kt + 2's loads are issued as k-tile kt is consumed, and
+  // k-tile kt + 1 (loaded one k-tile earlier) is stored into the other stage; one barrier per k-tile.
+  // Unrolled by two so that the register sets swap roles without copies (a copy would wait for the loads).
+  uint4 ra0[A_LOADS], rb0[B_LOADS], ra1[A_LOADS], rb1[B_LOADS];
+  load_tile(ra0, rb0, codes, CB, m0, n0, n_tok, kpad, 0, tid);
+  if (1 < ktiles) load_tile(ra1, rb1, codes, CB, m0, n0, n_tok, kpad, 1, tid);
+  MMA_STORE_STAGE(0, ra0, rb0);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int kt = 0; kt < ktiles; kt += 2) {
+    if (kt + 2 < ktiles) load_tile(ra0, rb0, codes, CB, m0, n0, n_tok, kpad, kt + 2, tid);
+    MMA_COMPUTE_STAGE(0);
+    if (kt + 1 < ktiles) MMA_STORE_STAGE(1, ra1, rb1);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (kt + 1 < ktiles) {  // (uniform)
+      if (kt + 3 < ktiles) load_tile(ra1, rb1, codes, CB, m0, n0, n_tok, kpad, kt + 3, tid);
+      MMA_COMPUTE_STAGE(1);
+      if (kt + 2 < ktiles) MMA_STORE_STAGE(0, ra0, rb0);
+      barrier(CLK_LOCAL_MEM_FENCE);
+    }
+  }
+#endif
 
   // Dequantize in the accumulator layout (c0,c1 at token g, rows 2*t4, 2*t4+1; c2,c3 at token g+8):
   // y = C32 * SCA[i] * SCB[k] / 16129, then the outlier part is added by tf32 mma (same layout).

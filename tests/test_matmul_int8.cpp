@@ -149,11 +149,13 @@ TEST(MatmulInt8, LaunchesPerForward) {
   EXPECT_EQ(llm->launches_per_forward(1), 1);  // decode: the fused kernel
   EXPECT_EQ(llm->launches_per_forward(64), 3);
 }
-// Both tensor-core GEMM tilings (host/matmul_int8.cpp: the general 128x128 one and the 128x64 one for
-// grids the general one would not fill) on every grid: the test shapes are small, so without the
-// override every GEMM here would take the small-grid tiling. (PoCL: the rows kernel, as elsewhere.)
-TEST(MatmulInt8, BothGemmTilings) {
-  for (const char* tiling : {"4,2,2,8", "2,4,4,2"}) {
+// The tensor-core GEMM tilings (host/matmul_int8.cpp: the general 128x128 one and the 128x64 one for
+// grids the general one would not fill, which loads two k-tiles ahead), and a 128x64 one loading one
+// k-tile ahead, on every grid: the test shapes are small, so without the override every GEMM here would
+// take the small-grid tiling. 300 columns are 5 k-tiles: an odd count for the two-ahead loop. (PoCL:
+// the rows kernel, as elsewhere.)
+TEST(MatmulInt8, EveryGemmTiling) {
+  for (const char* tiling : {"4,2,2,8,1", "4,2,2,4,2", "2,4,4,2,1"}) {
     setenv("QUILL_INT8_MMA", tiling, 1);
     setenv("QUILL_INT8_MMA_SMALL", tiling, 1);
     std::mt19937_64 rng(test::test_seed() + 23);
