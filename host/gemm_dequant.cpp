@@ -45,10 +45,8 @@ GemmDequant::GemmDequant(Device& device, Format format, LutScale scale, bool ari
                  ((arith && format != Format::kF16) || (!arith && format == Format::kLut4))),
       dummy_(device, 1024) {
   if (int8_core_) {
-    // $QUILL_GEMM_INT8_DEFS: extra build flags for measurements (e.g. -DGI_DIST=2).
-    auto program = device.program("gemm_int8_blocks.cl",
-                                  fmt::format("-DWFMT={} -DSCALE_KIND={} -DLUT_INT8={} {}", int(format), int(scale),
-                                              arith ? 0 : 1, env_string("QUILL_GEMM_INT8_DEFS")));
+    auto program = device.program("gemm_int8_blocks.cl", fmt::format("-DWFMT={} -DSCALE_KIND={} -DLUT_INT8={}",
+                                                                      int(format), int(scale), arith ? 0 : 1));
     kernel_ = Kernel(program, "gemm_int8_blocks");
     convert_ = Kernel(program, "gemm_quantize_x");
     return;

@@ -20,9 +20,6 @@
 #define WFMT 4
 #endif
 #define QX_BLOCK 32  // columns per x scale: one k32 step of the mma
-#ifndef GI_DIST
-#define GI_DIST 1  // k-tiles between a k-tile's global loads and its use: 1 or 2
-#endif
 
 // x [n_tok, cols] f32 -> qx [tok_pad, ld] int8 codes rint(x * (127 / amax)) (half even; the tests bound
 // the rounding, so no exact division is needed) in the K order above, dx [tok_pad, ld / 32] f32 = amax /
@@ -123,81 +120,48 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
   __global const uint4* wrow = codes + (size_t)w_row * row_words;
   const size_t sbase = (size_t)w_row * blocks_per_row;
 
-  // Register sets (loads of a k-tile until stored into a stage): set 0, and set 1 when GI_DIST is 2.
-  uint4 ra0[A_LOADS], rb0[B_UNITS];
-  float rdx0, rdw0;
-#if GI_DIST == 2
-  uint4 ra1[A_LOADS], rb1[B_UNITS];
-  float rdx1, rdw1;
-#endif
+  uint4 ra[A_LOADS], rb[B_UNITS];
+  float rdx, rdw;
 #if LUT_INT8  // (WFMT 4 only)
   uint tab[4];
   int8_table(lut, tab);
 #else
   const uint* tab = 0;
 #endif
-#define GI_LOAD(kt, S)                                                                                \
+#define GI_LOAD(kt)                                                                                   \
   {                                                                                                   \
     _Pragma("unroll") for (int l = 0; l < A_LOADS; ++l) {                                             \
       const int idx = tid + l * GI_THREADS;                                                           \
-      ra##S[l] = load_stream4(qx + ((size_t)(m0 + idx / VPR) * xwords + (kt) * VPR + idx % VPR));     \
+      ra[l] = load_stream4(qx + ((size_t)(m0 + idx / VPR) * xwords + (kt) * VPR + idx % VPR));        \
     }                                                                                                 \
     _Pragma("unroll") for (int l = 0; l < B_UNITS; ++l) {                                             \
       const int unit = (WFMT == 4 ? 2 : 4) * (kt) + (B_UNITS == 1 ? sc_b : l + 2 * sc_b);             \
-      rb##S[l] = unit < row_words ? load_stream4(wrow + unit) : (uint4)(0u);                          \
+      rb[l] = unit < row_words ? load_stream4(wrow + unit) : (uint4)(0u);                             \
     }                                                                                                 \
     const int blk = 2 * (kt) + sc_b, c = blk * QX_BLOCK;                                              \
-    rdx##S = dx[(size_t)(m0 + sc_r) * nblk + blk];                                                    \
-    rdw##S = 0.0f;                                                                                    \
-    if (c < cols)                                                                                     \
-      rdw##S = INT8_CODE_UNIT * block_scale(scales, absmax2, dq_lut, dq_offset, sbase + (c >> block_shift)); \
+    rdx = dx[(size_t)(m0 + sc_r) * nblk + blk];                                                       \
+    rdw = 0.0f;                                                                                       \
+    if (c < cols) rdw = INT8_CODE_UNIT * block_scale(scales, absmax2, dq_lut, dq_offset, sbase + (c >> block_shift)); \
   }
   // Registers -> local stage st. B: WFMT 4 unit = 32 nibbles of row sc_r, block sc_b -> 2 chunks of
   // int8 (words 0, 1 -> chunk 2 sc_b; 2, 3 -> chunk 2 sc_b + 1); WFMT 8 units l = chunks 2 sc_b + l.
-#define GI_STORE(st, S)                                                                               \
+#define GI_STORE(st)                                                                                  \
   {                                                                                                   \
     _Pragma("unroll") for (int l = 0; l < A_LOADS; ++l) {                                             \
       const int idx = tid + l * GI_THREADS;                                                           \
-      sA4[(st) * (A_STAGE / 16) + tile_chunk(idx / VPR, idx % VPR)] = ra##S[l];                       \
+      sA4[(st) * (A_STAGE / 16) + tile_chunk(idx / VPR, idx % VPR)] = ra[l];                            \
     }                                                                                                 \
     if (WFMT == 4) {                                                                                  \
-      const uint4 u = rb##S[0];                                                                       \
-      const uint4 lo = gi_unpack(u.x, u.y, tab), hi = gi_unpack(u.z, u.w, tab);                       \
-      sB4[(st) * (B_STAGE / 16) + tile_chunk(sc_r, 2 * sc_b)] = lo;                                   \
-      sB4[(st) * (B_STAGE / 16) + tile_chunk(sc_r, 2 * sc_b + 1)] = hi;                               \
+      const uint4 u = rb[0];                                                                          \
+      const uint4 lo = gi_unpack(u.x, u.y, tab), hi = gi_unpack(u.z, u.w, tab);                     \
+      sB4[(st) * (B_STAGE / 16) + tile_chunk(sc_r, 2 * sc_b)] = lo;                                     \
+      sB4[(st) * (B_STAGE / 16) + tile_chunk(sc_r, 2 * sc_b + 1)] = hi;                                 \
     } else {                                                                                          \
       _Pragma("unroll") for (int l = 0; l < B_UNITS; ++l)                                             \
-        sB4[(st) * (B_STAGE / 16) + tile_chunk(sc_r, 2 * sc_b + l)] = rb##S[l];                       \
+        sB4[(st) * (B_STAGE / 16) + tile_chunk(sc_r, 2 * sc_b + l)] = rb[l];                            \
     }                                                                                                 \
-    sDX[(st) * 2 * BM + sc_b * BM + sc_r] = rdx##S;                                                   \
-    sDW[(st) * 2 * BN + sc_b * BN + sc_r] = rdw##S;                                                   \
-  }
-
-// acc += the products of local stage cur (its two blocks, one k32 step each).
-#define GI_COMPUTE(cur)                                                                               \
-  {                                                                                                   \
-    __local const uint* cA = (__local const uint*)(sA4 + cur * (A_STAGE / 16));                       \
-    __local const uint* cB = (__local const uint*)(sB4 + cur * (B_STAGE / 16));                       \
-    _Pragma("unroll") for (int s = 0; s < 2; ++s) { /* one k32 step per block */                      \
-      uint af[MT][4], bf[NT][2];                                                                      \
-      load_fragments(cA, cB, wm * MT * 16, wn * NT * 8, s == 0 ? lane_w0 : lane_w1, af, bf);          \
-      float sx[MT][2]; /* x scales of this lane's tokens g, g + 8 of each m16 tile */                 \
-      _Pragma("unroll") for (int a = 0; a < MT; ++a) {                                                \
-        sx[a][0] = sDX[cur * 2 * BM + s * BM + wm * MT * 16 + a * 16 + g];                            \
-        sx[a][1] = sDX[cur * 2 * BM + s * BM + wm * MT * 16 + a * 16 + g + 8];                        \
-      }                                                                                               \
-      _Pragma("unroll") for (int b = 0; b < NT; ++b) {                                                \
-        const float2 sw = *(__local const float2*)(sDW + cur * 2 * BN + s * BN + wn * NT * 8 + b * 8 + 2 * t4); \
-        _Pragma("unroll") for (int a = 0; a < MT; ++a) {                                              \
-          int c[4] = {0, 0, 0, 0}; /* exact: tokens g (c0, c1), g + 8 (c2, c3); rows 2 t4, + 1 */     \
-          mma_s8(c, af[a], bf[b]);                                                                    \
-          acc[a][b][0] = fma((float)c[0], sx[a][0] * sw.x, acc[a][b][0]);                             \
-          acc[a][b][1] = fma((float)c[1], sx[a][0] * sw.y, acc[a][b][1]);                             \
-          acc[a][b][2] = fma((float)c[2], sx[a][1] * sw.x, acc[a][b][2]);                             \
-          acc[a][b][3] = fma((float)c[3], sx[a][1] * sw.y, acc[a][b][3]);                             \
-        }                                                                                             \
-      }                                                                                               \
-    }                                                                                                 \
+    sDX[(st) * 2 * BM + sc_b * BM + sc_r] = rdx;                                                      \
+    sDW[(st) * 2 * BN + sc_b * BN + sc_r] = rdw;                                                      \
   }
 
   float acc[MT][NT][4];
@@ -209,39 +173,41 @@ void gemm_int8_blocks(__global const uint4* codes, int row_words, __global const
       for (int c = 0; c < 4; ++c) acc[a][b][c] = 0.0f;
 
   const int lane_w0 = fragment_word(lane, 0), lane_w1 = fragment_word(lane, 1);
-#if GI_DIST == 1
-  // k-tile kt + 1's loads are issued as k-tile kt is consumed, then stored into the other stage.
-  GI_LOAD(0, 0);
-  GI_STORE(0, 0);
+  GI_LOAD(0);
+  GI_STORE(0);
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int kt = 0; kt < ktiles; ++kt) {
     const int cur = kt & 1;
-    if (kt + 1 < ktiles) GI_LOAD(kt + 1, 0);
-    GI_COMPUTE(cur);
-    if (kt + 1 < ktiles) GI_STORE(cur ^ 1, 0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-#else
-  // Two register sets: k-tile kt + 2's loads are issued as k-tile kt is consumed, and k-tile kt + 1 (loaded
-  // one k-tile earlier) is stored into the other stage. Unrolled by two so that the sets swap roles
-  // without copies (a copy would wait for the loads).
-  GI_LOAD(0, 0);
-  if (1 < ktiles) GI_LOAD(1, 1);
-  GI_STORE(0, 0);
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int kt = 0; kt < ktiles; kt += 2) {
-    if (kt + 2 < ktiles) GI_LOAD(kt + 2, 0);
-    GI_COMPUTE(0);
-    if (kt + 1 < ktiles) GI_STORE(1, 1);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (kt + 1 < ktiles) {  // (uniform)
-      if (kt + 3 < ktiles) GI_LOAD(kt + 3, 1);
-      GI_COMPUTE(1);
-      if (kt + 2 < ktiles) GI_STORE(0, 0);
-      barrier(CLK_LOCAL_MEM_FENCE);
+    if (kt + 1 < ktiles) GI_LOAD(kt + 1);
+    __local const uint* cA = (__local const uint*)(sA4 + cur * (A_STAGE / 16));
+    __local const uint* cB = (__local const uint*)(sB4 + cur * (B_STAGE / 16));
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {  // the stage's two blocks, one k32 step each
+      uint af[MT][4], bf[NT][2];
+      load_fragments(cA, cB, wm * MT * 16, wn * NT * 8, s == 0 ? lane_w0 : lane_w1, af, bf);
+      float sx[MT][2];  // x scales of this lane's tokens g, g + 8 of each m16 tile
+#pragma unroll
+      for (int a = 0; a < MT; ++a) {
+        sx[a][0] = sDX[cur * 2 * BM + s * BM + wm * MT * 16 + a * 16 + g];
+        sx[a][1] = sDX[cur * 2 * BM + s * BM + wm * MT * 16 + a * 16 + g + 8];
+      }
+#pragma unroll
+      for (int b = 0; b < NT; ++b) {
+        const float2 sw = *(__local const float2*)(sDW + cur * 2 * BN + s * BN + wn * NT * 8 + b * 8 + 2 * t4);
+#pragma unroll
+        for (int a = 0; a < MT; ++a) {
+          int c[4] = {0, 0, 0, 0};  // the block's exact sum: tokens g (c0, c1), g + 8 (c2, c3); rows 2 t4, + 1
+          mma_s8(c, af[a], bf[b]);
+          acc[a][b][0] = fma((float)c[0], sx[a][0] * sw.x, acc[a][b][0]);
+          acc[a][b][1] = fma((float)c[1], sx[a][0] * sw.y, acc[a][b][1]);
+          acc[a][b][2] = fma((float)c[2], sx[a][1] * sw.x, acc[a][b][2]);
+          acc[a][b][3] = fma((float)c[3], sx[a][1] * sw.y, acc[a][b][3]);
+        }
+      }
     }
+    if (kt + 1 < ktiles) GI_STORE(cur ^ 1);
+    barrier(CLK_LOCAL_MEM_FENCE);
   }
-#endif
 
   // Fragment element c of (a, b): token wm*32 + 16 a + g (+ 8 for c >= 2), rows 2 t4, 2 t4 + 1.
 #pragma unroll
