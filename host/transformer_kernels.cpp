@@ -1,9 +1,7 @@
 // Launchers for the non-matmul Llama kernels (see transformer_kernels.hpp).
 #include "host/transformer_kernels.hpp"
 
-#include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -15,12 +13,7 @@ namespace quill::host {
 namespace {
 
 constexpr int kAttentionWg = 128;
-// Decode attention's split of the context over work-groups: at least kDecodeMinSplit positions each
-// (NVIDIA: one batch of 8 keys per warp; CPUs: one chunk of WG keys), at most kDecodeMaxSplits splits per
-// head (their merge reads kDecodeMaxSplits partials per dim), split lengths a multiple of 32. Measured
-// (docs/PERFORMANCE.md, session 11). $QUILL_ATTENTION_SPLIT="min_split,max_splits" overrides (benchmarks).
-constexpr int kDecodeMinSplitGpu = 32, kDecodeMinSplitCpu = 128, kDecodeMaxSplits = 32;
-static_assert(kDecodeMaxSplits <= kAttentionWg, "the merge takes one split per work-item");
+constexpr int kDecodeSplit = 128;   // positions per work-group in decode attention (one chunk of WG keys)
 constexpr int kPrefillTokTile = 4;  // tokens per work-group in prefill attention (TOK_TILE in attention.cl)
 constexpr int kAttentionMmaThreads = 128, kAttentionMmaQueries = 64;  // attention_mma.cl: AM_THREADS, AM_QUERIES
 constexpr int kAttentionMmaMaxHeadDim = 128;                           // AM_HD
@@ -63,17 +56,9 @@ TransformerKernels::TransformerKernels(Device& device, const TransformerKernelOp
           device.program("attention.cl", fmt::format("-DTOK_TILE={} {}", prefill_tok_tile(), attention_flags(options))),
           "attention"),
       attention_decode_(
-          device.program("attention_decode.cl", attention_flags(options)),
+          device.program("attention_decode.cl", fmt::format("-DSPLIT={} {}", kDecodeSplit, attention_flags(options))),
           "attention_decode"),
-      swiglu_(device.program("elementwise.cl", options.embd_f32 ? "-DEMBD_F32=1" : ""), "swiglu"),
-      decode_min_split_(device.info().inline_ptx ? kDecodeMinSplitGpu : kDecodeMinSplitCpu),
-      decode_max_splits_(kDecodeMaxSplits) {
-  if (const std::string env = env_string("QUILL_ATTENTION_SPLIT"); !env.empty()) {
-    if (std::sscanf(env.c_str(), "%d,%d", &decode_min_split_, &decode_max_splits_) != 2 || decode_min_split_ < 1 ||
-        decode_max_splits_ < 1 || decode_max_splits_ > kAttentionWg)
-      fail(ErrorKind::kInvalidArgument, "QUILL_ATTENTION_SPLIT={}: want min_split,max_splits (<= {})", env,
-           kAttentionWg);
-  }
+      swiglu_(device.program("elementwise.cl", options.embd_f32 ? "-DEMBD_F32=1" : ""), "swiglu") {
   const bool wanted = options.prefill_mma != 0 && !env_is("QUILL_ATTENTION_MMA", "0");
   if (wanted && !options.kv_f32 && device.info().inline_ptx && device.info().sm_version >= 80)
     attention_mma_ = Kernel(device.program("attention_mma.cl"), "attention_mma");
@@ -84,15 +69,8 @@ bool TransformerKernels::prefill_on_tensor_cores(int head_dim) const {
 }
 
 size_t TransformerKernels::decode_partial_bytes(int n_ctx, int n_heads, int head_dim) {
-  const size_t max_splits = std::min<size_t>((size_t(n_ctx) + 31) / 32, kAttentionWg);  // any split choice
+  const size_t max_splits = (size_t(n_ctx) + kDecodeSplit - 1) / kDecodeSplit;
   return std::max<size_t>(1, max_splits) * size_t(n_heads) * size_t(head_dim + 2) * sizeof(float);
-}
-
-TransformerKernels::DecodeSplit TransformerKernels::decode_split(int pos) const {
-  const int n = pos + 1;
-  int len = std::max(decode_min_split_, (n + decode_max_splits_ - 1) / decode_max_splits_);
-  len = (len + 31) / 32 * 32;
-  return {(n + len - 1) / len, len};
 }
 
 void TransformerKernels::attention_decode(const Buffer& qkv, Buffer& k_cache, Buffer& v_cache, Buffer& out,
@@ -105,14 +83,13 @@ void TransformerKernels::attention_decode(const Buffer& qkv, Buffer& k_cache, Bu
   require(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention_decode: n_heads must be a multiple of n_kv_heads");
   require(k_cache.bytes() >= size_t(pos + 1) * kv_dim * elem && v_cache.bytes() == k_cache.bytes(),
           "attention_decode: cache too small for the position");
-  const auto [n_splits, split_len] = decode_split(pos);
+  const int n_splits = (pos + 1 + kDecodeSplit - 1) / kDecodeSplit;
   require(partial.bytes() >= size_t(n_splits) * n_heads * (head_dim + 2) * sizeof(float) &&
               done.bytes() >= size_t(n_heads) * sizeof(int32_t),
           "attention_decode: scratch too small");
   const float scale = 1.0f / std::sqrt(float(head_dim));
   attention_decode_.args(qkv, k_cache, v_cache, out, partial, done, int32_t(n_heads), int32_t(n_kv_heads),
-                         int32_t(head_dim), int32_t(rope_dim), theta, int32_t(pos), int32_t(n_splits),
-                         int32_t(split_len), scale,
+                         int32_t(head_dim), int32_t(rope_dim), theta, int32_t(pos), int32_t(n_splits), scale,
                          prefetch.arg_buffer(out), prefetch.arg_bytes());
   attention_decode_.launch(device_, Range(size_t(n_heads) * n_splits * kAttentionWg), Range(kAttentionWg));
 }

@@ -43,11 +43,6 @@ class TransformerKernels {
                         Buffer& done, int n_heads, int n_kv_heads, int head_dim, int rope_dim, float theta, int pos,
                         const L2Prefetch& prefetch = {});
   static size_t decode_partial_bytes(int n_ctx, int n_heads, int head_dim);
-  // attention_decode's split of positions 0..pos over work-groups per head: (count, positions each).
-  struct DecodeSplit {
-    int count, length;
-  };
-  DecodeSplit decode_split(int pos) const;
 
   // gate_up: [n_tok, 2 ffn] -> h: [n_tok, ffn]
   void swiglu(const Buffer& gate_up, Buffer& h, int n_tok, int ffn);
@@ -61,7 +56,6 @@ class TransformerKernels {
   TransformerKernelOptions options_;
   size_t norm_wg_;
   Kernel embed_, rmsnorm_, rope_kv_, attention_, attention_decode_, swiglu_;
-  int decode_min_split_, decode_max_splits_;  // decode_split()'s limits
   Kernel attention_mma_;  // built only where the tensor-core path can run
 };
 

@@ -1,8 +1,8 @@
 // attention_decode.cl: one decode step of causal grouped-query attention, with RoPE and the
 // KV-cache write fused in (one launch per layer). Work-group (head h, split s) covers positions
-// [s * split_len, min((s + 1) * split_len, pos + 1)) with an online softmax; when a head has several
-// splits (at most WG) their partial (max, sum, acc) go to scratch and the last split to finish merges
-// them (flash-decoding), one split per work-item, so long contexts use many work-groups.
+// [s * SPLIT, min((s + 1) * SPLIT, pos + 1)) with an online softmax; when a head has several splits
+// their partial (max, sum, acc) go to scratch and the last split to finish merges them
+// (flash-decoding), so long contexts use many work-groups.
 // Two schedules (KEYS_BY_WARP, attention_common.cl):
 //  - KEYS_BY_WARP (NVIDIA default): flash-decoding inside the work-group as well. Each 32-lane group
 //    (warp) keeps its own online softmax in registers over batches of KEY_BATCH consecutive keys
@@ -17,6 +17,9 @@
 #endif
 #include "attention_common.cl"
 
+#ifndef SPLIT
+#define SPLIT 256
+#endif
 #if KEY_BATCH < 1
 #error "KEY_BATCH must be positive"
 #endif
@@ -80,14 +83,13 @@ inline void kv_batch_load(KvBatch* kv, __global const KV_T* k_head, __global con
 // k_cache, v_cache: [ctx, kv_dim] (KV_T); this token's k, v are written at row pos.
 // out: [q_dim] f32.  partial: [n_heads, n_splits, head_dim + 2] f32 scratch.
 // done: [n_heads] int, zero between calls (the merging work-group resets it).
-// split_len: positions per split (n_splits = ceil((pos + 1) / split_len) <= WG).
 // pf / pf_bytes: what the work-groups prefetch into L2 as they finish (common.cl prefetch_l2).
 // NDRange: (n_heads * n_splits * WG), local (WG). Requires head_dim <= 128 (= WG), head_dim even.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attention_decode(__global const float* qkv, __global KV_T* k_cache, __global KV_T* v_cache,
                       __global float* out, __global float* partial, __global volatile int* done, int n_heads,
-                      int n_kv_heads, int head_dim, int rope_dim, float theta, int pos, int n_splits, int split_len,
-                      float scale, __global const uchar* pf, int pf_bytes) {
+                      int n_kv_heads, int head_dim, int rope_dim, float theta, int pos, int n_splits, float scale,
+                      __global const uchar* pf, int pf_bytes) {
   __local float scratch[WG];
   __local float wacc[WARPS * 128];
   __local int is_last;
@@ -98,8 +100,8 @@ void attention_decode(__global const float* qkv, __global KV_T* k_cache, __globa
   const int kv_h = h / group;
   const int q_dim = n_heads * head_dim;
   const int kv_dim = n_kv_heads * head_dim;
-  const int p_begin = split * split_len;
-  const int p_end = min(p_begin + split_len, pos + 1);
+  const int p_begin = split * SPLIT;
+  const int p_end = min(p_begin + SPLIT, pos + 1);
   __global const KV_T* k_head = k_cache + kv_h * head_dim;  // the kv head's column: position p at p * kv_dim
   __global const KV_T* v_head = v_cache + kv_h * head_dim;
   float acc, running_max, running_sum;  // this work-group's state: dim lid's accumulator, max, sum
@@ -270,27 +272,14 @@ void attention_decode(__global const float* qkv, __global KV_T* k_cache, __globa
   {
     mem_fence(CLK_GLOBAL_MEM_FENCE);
     __global volatile const float* all = partial + (size_t)h * n_splits * (head_dim + 2);  // other groups' writes
-    // Work-item s takes split s: its max, then its weight exp(max_s - m) against the overall max m.
-    const int mine_s = several && lid < n_splits;
-    float v[1] = {mine_s ? all[lid * (head_dim + 2)] : -INFINITY};
-    const float max_s = v[0];
-    attn_rows_reduce(v, 1, scratch);
-    const float w_s = mine_s ? exp(max_s - v[0]) : 0.0f;
-    v[0] = mine_s ? all[lid * (head_dim + 2) + 1] * w_s : 0.0f;
-    attn_rows_reduce(v, 0, scratch);
-    const float total = v[0];
-    wacc[lid] = w_s;  // (wacc is free: the warps' merge above is done)
-    barrier(CLK_LOCAL_MEM_FENCE);
-    // Dim lid over the splits: four independent loads in flight per step.
-    float value = 0.0f;
-    if (lid < head_dim) {
-      int s = 0;
-      for (; s + 4 <= n_splits; s += 4) {
-        const float a0 = all[s * (head_dim + 2) + 2 + lid], a1 = all[(s + 1) * (head_dim + 2) + 2 + lid];
-        const float a2 = all[(s + 2) * (head_dim + 2) + 2 + lid], a3 = all[(s + 3) * (head_dim + 2) + 2 + lid];
-        value += a0 * wacc[s] + a1 * wacc[s + 1] + a2 * wacc[s + 2] + a3 * wacc[s + 3];
-      }
-      for (; s < n_splits; ++s) value += all[s * (head_dim + 2) + 2 + lid] * wacc[s];
+    float m = -INFINITY;
+    for (int s = 0; s < n_splits; ++s) m = fmax(m, all[s * (head_dim + 2)]);
+    float total = 0.0f, value = 0.0f;
+    for (int s = 0; s < n_splits; ++s) {
+      __global volatile const float* ps = all + s * (head_dim + 2);
+      const float w = exp(ps[0] - m);
+      total += ps[1] * w;
+      if (lid < head_dim) value += ps[2 + lid] * w;
     }
     if (last && lid < head_dim) out[h * head_dim + lid] = value / total;
     if (last && lid == 0) done[h] = 0;
