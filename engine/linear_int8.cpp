@@ -13,6 +13,7 @@
 #include "engine/linear_factories.hpp"
 #include "engine/log.hpp"
 #include "engine/quantize_int8.hpp"
+#include "host/env.hpp"
 #include "host/matmul_int8.hpp"
 #include "host/quantize_activations.hpp"
 
@@ -81,6 +82,13 @@ class LinearInt8 final : public Linear {
       log_debug("llm-int8 [{} x {}], {} tokens: {} outlier columns ({} kept in fp16)", rows(), cols(), n_tok, count,
                 n16_);
     }
+    if (outlier_digits(n_tok)) {  // the fallback outlier columns on the int8 tensor cores
+      const auto bytes = host::MatmulInt8::outlier_bytes(weights(), n_tok);
+      auto get = [&](int i) { return &ws.get(nullptr, Workspace::kInt8OutlierSlot + i, bytes[size_t(i)]); };
+      const host::Int8OutlierScratch scratch{get(0), get(1), get(2), get(3), get(4)};
+      matmul_.run(weights(), x, a, y, n_tok, accumulate, nullptr, &scratch);
+      return;
+    }
     matmul_.run(weights(), x, a, y, n_tok, accumulate);
   }
 
@@ -88,10 +96,17 @@ class LinearInt8 final : public Linear {
   host::L2Prefetch l2_head(size_t bytes) const override { return {&cb_, std::min(bytes, cb_.bytes())}; }
   int launches_per_forward(int n_tok) const override {
     if (host::MatmulInt8::fused_preferred(n_tok, int(cols()), int(kpad_))) return 1;
-    return host::QuantizeActivations::launches(n_tok, act_) + 1;
+    const int digits = outlier_digits(n_tok) ? 2 : 0;  // int8_outlier_gather, matmul_int8_digits
+    return host::QuantizeActivations::launches(n_tok, act_) + 1 + digits;
   }
 
  private:
+  // llm-int8 prefill on the tensor cores: the fallback outlier columns as int8 digits (host::MatmulInt8::run);
+  // $QUILL_INT8_DIGITS=0 keeps them on the fp32 side GEMM (A/B measurements).
+  bool outlier_digits(int n_tok) const {
+    return act_.splits_outliers() && matmul_.uses_mma(n_tok) && !host::env_is("QUILL_INT8_DIGITS", "0");
+  }
+
   host::Int8WeightBuffers weights() const {
     return {&cb_, &scb_, &slot_, &w16_, int(rows()), int(cols()), int(rows_pad_), int(kpad_), int(n16_)};
   }

@@ -38,10 +38,17 @@ static_assert(MatmulInt8::kRowAlign % kFusedRowsPerWarp == 0);
 // float4 per work-item. $QUILL_INT8_ONE="work_group,rows_per_warp,groups_per_cu" overrides (benchmarks).
 constexpr int kFusedOneWorkGroup = 512, kFusedOneRowsPerWarp = 1, kFusedOneGroupsPerCu = 1;
 constexpr int kFusedOneMaxCols = 16384;
+constexpr int kOutlierGatherWg = 256, kOutlierGatherRows = kOutlierGatherWg / 32;  // int8_outliers.cl
+static_assert(MatmulInt8::kOutlierCap % MatmulInt8::kColAlign == 0 && MatmulInt8::kRowAlign % kOutlierGatherRows == 0);
 }  // namespace
 
+std::array<size_t, 5> MatmulInt8::outlier_bytes(const Int8WeightBuffers& w, int n_tok) {
+  return {2 * size_t(n_tok) * kOutlierCap, 2 * size_t(n_tok) * 4, size_t(w.rows_pad) * kOutlierCap,
+          size_t(w.cols) * 4, 3 * 4};
+}
+
 MatmulInt8::MatmulInt8(Device& device) : device_(device) {
-  has_mma_ = device.info().inline_ptx && device.info().sm_version >= 80;
+  has_mma_ = mma_available(device.info());
   int groups_per_cu = kFusedGroupsPerCu;
   fused_rpw_ = kFusedRowsPerWarp;
   if (const char* env = std::getenv("QUILL_INT8_FUSED"); env && *env) {
@@ -57,6 +64,8 @@ MatmulInt8::MatmulInt8(Device& device) : device_(device) {
                            kMmaTiling.dist);
     mma_small_ = MmaTiling::make(device, "QUILL_INT8_MMA_SMALL", kMmaTilingSmallGrid.wm, kMmaTilingSmallGrid.wn,
                                  kMmaTilingSmallGrid.mt, kMmaTilingSmallGrid.nt, kMmaTilingSmallGrid.dist);
+    outlier_gather_ = Kernel(device.program("int8_outliers.cl", fmt::format("-DOG_WG={}", kOutlierGatherWg)),
+                             "int8_outlier_gather");
   }
   // $QUILL_INT8_FUSED_DEFS: extra build flags for measurements (e.g. -DFZ_NO_STREAM: the prologue alone).
   const std::string defs = env_string("QUILL_INT8_FUSED_DEFS");
@@ -108,12 +117,14 @@ MatmulInt8::MmaTiling MatmulInt8::MmaTiling::make(Device& device, const char* en
   t.bm = wm * mt * 16;
   t.bn = wn * nt * 8;
   t.threads = wm * wn * 32;
-  t.kernel = Kernel(mma_program(device, wm, wn, mt, nt, dist), "matmul_int8_mma");
+  const auto program = mma_program(device, wm, wn, mt, nt, dist);
+  t.kernel = Kernel(program, "matmul_int8_mma");
+  t.digits = Kernel(program, "matmul_int8_digits");
   return t;
 }
 
 void MatmulInt8::run(const Int8WeightBuffers& w, const Buffer& x, const Int8ActivationBuffers& a, Buffer& y, int n_tok,
-                     bool accumulate, Event* event) {
+                     bool accumulate, Event* event, const Int8OutlierScratch* outliers) {
   if (w.rows <= 0 || w.cols <= 0 || n_tok <= 0 || w.rows_pad < w.rows || w.rows_pad % kRowAlign != 0 ||
       w.kpad < w.cols || w.kpad % kColAlign != 0 || w.n16 < 0)
     fail(ErrorKind::kInternal, "matmul_int8: bad shape rows={} cols={} rows_pad={} kpad={} n_tok={}", w.rows, w.cols,
@@ -128,12 +139,36 @@ void MatmulInt8::run(const Int8WeightBuffers& w, const Buffer& x, const Int8Acti
   const int cus = int(device_.info().compute_units);
   MmaTiling& tiling = (w.rows_pad / mma_.bn) * ((n_tok + mma_.bm - 1) / mma_.bm) < cus ? mma_small_ : mma_;
   Kernel& k = uses_mma(n_tok) ? tiling.kernel : rows_;
-  k.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), *a.codes, *a.sca, x, *a.olist, *a.ocount, y, int32_t(w.rows),
-         int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok), int32_t(accumulate ? 1 : 0));
   if (uses_mma(n_tok)) {
+    const bool digits = outliers != nullptr;
+    if (digits) {
+      const auto need = outlier_bytes(w, n_tok);
+      const Buffer* bufs[] = {outliers->xd, outliers->xds, outliers->cbo, outliers->slist, outliers->scount};
+      for (size_t i = 0; i < need.size(); ++i)
+        if (bufs[i]->bytes() < need[i])
+          fail(ErrorKind::kInternal, "matmul_int8: outlier scratch {} too small ({} < {} bytes)", i, bufs[i]->bytes(),
+               need[i]);
+      outlier_gather_.args(x, int32_t(n_tok), int32_t(w.cols), *a.olist, *a.ocount, *w.slot, *w.cb, int32_t(w.kpad),
+                           int32_t(w.rows_pad), int32_t(kOutlierCap), *outliers->xd, *outliers->xds, *outliers->cbo,
+                           *outliers->slist, *outliers->scount);
+      const size_t gather_groups = size_t(n_tok) + size_t(w.rows_pad / kOutlierGatherRows) + 1;
+      outlier_gather_.launch(device_, Range(gather_groups * kOutlierGatherWg), Range(kOutlierGatherWg));
+    }
+    // Without the digits the side GEMM takes every outlier column, as quantize_rows listed them.
+    k.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), *a.codes, *a.sca, x, digits ? *outliers->slist : *a.olist,
+           digits ? *outliers->scount : *a.ocount, y, int32_t(w.rows), int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok),
+           int32_t(accumulate ? 1 : 0));
     const size_t groups = size_t(w.rows_pad / tiling.bn), tok_groups = size_t((n_tok + tiling.bm - 1) / tiling.bm);
-    k.launch(device_, Range(groups * tiling.threads, tok_groups), Range(tiling.threads, 1), event);
+    const Range global(groups * tiling.threads, tok_groups), local(tiling.threads, 1);
+    k.launch(device_, global, local, digits ? nullptr : event);
+    if (digits) {
+      tiling.digits.args(*outliers->cbo, *w.scb, *outliers->xd, *outliers->xds, *outliers->scount,
+                         int32_t(kOutlierCap), y, int32_t(w.rows), int32_t(n_tok));
+      tiling.digits.launch(device_, global, local, event);
+    }
   } else {
+    k.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), *a.codes, *a.sca, x, *a.olist, *a.ocount, y,
+           int32_t(w.rows), int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok), int32_t(accumulate ? 1 : 0));
     const size_t groups = (size_t(w.rows) + kWorkGroup / kLanes - 1) / (kWorkGroup / kLanes);
     k.launch(device_, Range(groups * kWorkGroup, size_t((n_tok + kTokTile - 1) / kTokTile)), Range(kWorkGroup, 1),
              event);

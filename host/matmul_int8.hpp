@@ -3,7 +3,10 @@
 // in the epilogue; and for kernels/matmul_int8_fused.cl (decode in one launch).
 #pragma once
 
+#include <array>
+
 #include "host/buffer.hpp"
+#include "host/device_info.hpp"
 #include "host/kernel.hpp"
 #include "host/quantize_activations.hpp"
 
@@ -30,6 +33,16 @@ struct FusedDebugBuffers {
   Buffer* ocount;
 };
 
+// Scratch for LLM.int8()'s outlier columns on the int8 tensor cores in a prefill (MatmulInt8::run; buffers
+// owned by the caller, grown to outlier_bytes()): kernels/int8_outliers.cl's gathered operands.
+struct Int8OutlierScratch {
+  Buffer* xd;      // [2, n_tok, cap] int8: x's first outlier columns as two digits
+  Buffer* xds;     // [2, n_tok] f32: their scales
+  Buffer* cbo;     // [rows_pad, cap] int8: the fallback weight columns
+  Buffer* slist;   // [cols] int: the columns left to the fp32 side GEMM
+  Buffer* scount;  // [3] int: its count, the outlier columns, the fallback ones among the first kOutlierCap
+};
+
 // The input transform the fused kernel applies (engine InputTransform): 0 none, 1 rmsnorm, 2 swiglu.
 enum class FusedTransform : int { kNone = 0, kRmsNorm = 1, kSwiGlu = 2 };
 
@@ -41,10 +54,17 @@ class MatmulInt8 {
 
   explicit MatmulInt8(Device& device);
   // x: [n_tok, cols] f32 (the unquantized activations, for the outlier columns); a: quantize.cl output
-  // for x; y: [n_tok, rows] f32, y += when accumulate.
+  // for x; y: [n_tok, rows] f32, y += when accumulate. outliers (used where uses_mma): the first
+  // kOutlierCap outlier columns whose weight is the int8 fallback go through the int8 tensor cores (x as
+  // two int8 digits: within amax / 64516 of each value, amax the token's largest outlier value) instead
+  // of the fp32 side GEMM; two more launches (the gather, the digits' GEMM).
   void run(const Int8WeightBuffers& w, const Buffer& x, const Int8ActivationBuffers& a, Buffer& y, int n_tok,
-           bool accumulate, Event* event = nullptr);
+           bool accumulate, Event* event = nullptr, const Int8OutlierScratch* outliers = nullptr);
   bool uses_mma(int n_tok) const { return has_mma_ && n_tok > kGemvMaxTokens; }
+  static bool mma_available(const DeviceInfo& info) { return info.inline_ptx && info.sm_version >= 80; }
+  static constexpr int kOutlierCap = 1024;  // outlier columns on the int8 tensor cores per call (a multiple of 64)
+  // Bytes of each Int8OutlierScratch buffer, in its order, for these weights and n_tok.
+  static std::array<size_t, 5> outlier_bytes(const Int8WeightBuffers& w, int n_tok);
 
   // Decode in ONE launch (kernels/matmul_int8_fused.cl): input transform + outlier split + activation
   // quantization (bit-exact with quantize.cl on the transformed input) + dp4a GEMV + outlier part.
@@ -69,6 +89,7 @@ class MatmulInt8 {
   struct MmaTiling {
     int bm = 128, bn = 128, threads = 256;
     Kernel kernel;
+    Kernel digits;  // matmul_int8_digits of the same build
     static MmaTiling make(Device& device, const char* env_name, int wm, int wn, int mt, int nt, int dist);
   };
   static std::shared_ptr<const Program> mma_program(Device& device, int wm, int wn, int mt, int nt, int dist);
@@ -76,6 +97,7 @@ class MatmulInt8 {
   Kernel rows_;
   MmaTiling mma_;        // the general tiling ($QUILL_INT8_MMA)
   MmaTiling mma_small_;  // grids that the general tiling would not fill ($QUILL_INT8_MMA_SMALL)
+  Kernel outlier_gather_;  // int8_outliers.cl (with the tensor-core GEMM only)
   Kernel fused_;
   Kernel fused_one_;  // FZ_ONE variant: one token, x in registers, weight prefetch before the prologue
   int fused_groups_ = 1;

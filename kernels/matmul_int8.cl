@@ -7,9 +7,13 @@
 //   matmul_int8_rows: one 32-lane group per weight row, TOK_TILE tokens per pass (decode / skinny);
 //     NVIDIA: dp4a on uint4 loads + shfl.sync reduction; portable: the same with integer byte dots.
 //   matmul_int8_mma (QUILL_PTX only): tiled GEMM on int8 tensor cores, mma.sync m16n8k32, tiles staged
-//     in local memory, two stages (row stride BK + 16 bytes: conflict-free fragment loads). The outlier
+//     in local memory, two stages (16-byte chunks swizzled: conflict-free fragment loads). The outlier
 //     part is a side GEMM on the tf32 tensor cores in the same tiles (A[:, O] W16[:, O]^T, 16 outlier
 //     columns per staged chunk), each operand split hi + lo so that the sum keeps fp32 accuracy.
+//   matmul_int8_digits (QUILL_PTX only): the outlier columns whose weight is the int8 fallback, when
+//     int8_outliers.cl has gathered them (x as two int8 digits, within amax / 64516 of each value), on
+//     the same int8 tensor cores, added to matmul_int8_mma's output; its side GEMM then takes only the
+//     kept fp16 columns and any past the gather's capacity.
 // Layouts (written by engine/linear_int8.cpp): CB [rows_pad, kpad] int8 (zero padded; rows_pad a
 // multiple of BN, kpad a multiple of BK), SCB [rows_pad] f32, slot [cols] int, W16 [rows_pad, n16] fp16.
 #include "common.cl"
@@ -170,7 +174,59 @@ inline void load_tile(uint4* ra, uint4* rb, __global const char* codes, __global
     }                                                                                                  \
   }
 
-// Same arguments and layouts as matmul_int8_rows.
+// acc += A [n_tok, ld] . Bw [rows_pad, ld]^T over k-tiles 0 .. ktiles - 1 for the tile at tokens M0 .., rows
+// N0 .. (the local stages free again at the end).
+#if MMA_DIST == 1
+// Two local stages: the registers of k-tile kt+1 are stored into the other stage while this one is
+// consumed; one barrier per k-tile.
+#define MMA_K_LOOP(A, Bw, ld, ktiles, M0, N0)                                             \
+  {                                                                                       \
+    __global const char* a_ = (A);                                                        \
+    __global const char* b_ = (Bw);                                                       \
+    const int ld_ = (ld), kn_ = (ktiles), m0_ = (M0), n0_ = (N0);                         \
+    uint4 ra[A_LOADS], rb[B_LOADS];                                                       \
+    load_tile(ra, rb, a_, b_, m0_, n0_, n_tok, ld_, 0, tid);                              \
+    MMA_STORE_STAGE(0, ra, rb);                                                           \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                         \
+    for (int kt = 0; kt < kn_; ++kt) {                                                    \
+      const int cur = kt & 1;                                                             \
+      if (kt + 1 < kn_) load_tile(ra, rb, a_, b_, m0_, n0_, n_tok, ld_, kt + 1, tid);     \
+      MMA_COMPUTE_STAGE(cur);                                                             \
+      if (kt + 1 < kn_) MMA_STORE_STAGE(cur ^ 1, ra, rb);                                 \
+      barrier(CLK_LOCAL_MEM_FENCE);                                                       \
+    }                                                                                     \
+  }
+#else
+// Two local stages and two register sets: k-tile kt + 2's loads are issued as k-tile kt is consumed, and
+// k-tile kt + 1 (loaded one k-tile earlier) is stored into the other stage; one barrier per k-tile.
+// Unrolled by two so that the register sets swap roles without copies (a copy would wait for the loads).
+#define MMA_K_LOOP(A, Bw, ld, ktiles, M0, N0)                                             \
+  {                                                                                       \
+    __global const char* a_ = (A);                                                        \
+    __global const char* b_ = (Bw);                                                       \
+    const int ld_ = (ld), kn_ = (ktiles), m0_ = (M0), n0_ = (N0);                         \
+    uint4 ra0[A_LOADS], rb0[B_LOADS], ra1[A_LOADS], rb1[B_LOADS];                         \
+    load_tile(ra0, rb0, a_, b_, m0_, n0_, n_tok, ld_, 0, tid);                            \
+    if (1 < kn_) load_tile(ra1, rb1, a_, b_, m0_, n0_, n_tok, ld_, 1, tid);               \
+    MMA_STORE_STAGE(0, ra0, rb0);                                                         \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                         \
+    for (int kt = 0; kt < kn_; kt += 2) {                                                 \
+      if (kt + 2 < kn_) load_tile(ra0, rb0, a_, b_, m0_, n0_, n_tok, ld_, kt + 2, tid);   \
+      MMA_COMPUTE_STAGE(0);                                                               \
+      if (kt + 1 < kn_) MMA_STORE_STAGE(1, ra1, rb1);                                     \
+      barrier(CLK_LOCAL_MEM_FENCE);                                                       \
+      if (kt + 1 < kn_) { /* (uniform) */                                                 \
+        if (kt + 3 < kn_) load_tile(ra1, rb1, a_, b_, m0_, n0_, n_tok, ld_, kt + 3, tid); \
+        MMA_COMPUTE_STAGE(1);                                                             \
+        if (kt + 2 < kn_) MMA_STORE_STAGE(0, ra0, rb0);                                   \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                     \
+      }                                                                                   \
+    }                                                                                     \
+  }
+#endif
+
+// Arguments and layouts as matmul_int8_rows; olist / ocount: the columns of the fp32 side GEMM (after
+// int8_outlier_gather: its side list, the rest being matmul_int8_digits' part).
 // NDRange: global (rows_pad / BN * MMA_THREADS, ceil(n_tok / BM)), local (MMA_THREADS, 1).
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1)))
 void matmul_int8_mma(__global const char* CB, __global const float* SCB, __global const int* slot,
@@ -185,6 +241,7 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
   const int n0 = get_group_id(0) * BN;  // first weight row
   const int m0 = get_group_id(1) * BM;  // first token
 
+  const int lane_w0 = fragment_word(lane, 0), lane_w1 = fragment_word(lane, 1);
   int acc[MT][NT][4];
 #pragma unroll
   for (int a = 0; a < MT; ++a)
@@ -192,48 +249,10 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
     for (int b = 0; b < NT; ++b)
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[a][b][c] = 0;
+  MMA_K_LOOP(codes, CB, kpad, kpad / BK, m0, n0);
 
-  const int ktiles = kpad / BK;
-  const int lane_w0 = fragment_word(lane, 0), lane_w1 = fragment_word(lane, 1);
-#if MMA_DIST == 1
-  // Two local stages: the registers of k-tile kt+1 are stored into the other stage while this one is
-  // consumed; one barrier per k-tile.
-  uint4 ra[A_LOADS], rb[B_LOADS];
-  load_tile(ra, rb, codes, CB, m0, n0, n_tok, kpad, 0, tid);
-  MMA_STORE_STAGE(0, ra, rb);
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int kt = 0; kt < ktiles; ++kt) {
-    const int cur = kt & 1;
-    if (kt + 1 < ktiles) load_tile(ra, rb, codes, CB, m0, n0, n_tok, kpad, kt + 1, tid);
-    MMA_COMPUTE_STAGE(cur);
-    if (kt + 1 < ktiles) MMA_STORE_STAGE(cur ^ 1, ra, rb);
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-#else
-  // Two local stages and two register sets: k-tile kt + 2's loads are issued as k-tile kt is consumed, and
-  // k-tile kt + 1 (loaded one k-tile earlier) is stored into the other stage; one barrier per k-tile.
-  // Unrolled by two so that the register sets swap roles without copies (a copy would wait for the loads).
-  uint4 ra0[A_LOADS], rb0[B_LOADS], ra1[A_LOADS], rb1[B_LOADS];
-  load_tile(ra0, rb0, codes, CB, m0, n0, n_tok, kpad, 0, tid);
-  if (1 < ktiles) load_tile(ra1, rb1, codes, CB, m0, n0, n_tok, kpad, 1, tid);
-  MMA_STORE_STAGE(0, ra0, rb0);
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int kt = 0; kt < ktiles; kt += 2) {
-    if (kt + 2 < ktiles) load_tile(ra0, rb0, codes, CB, m0, n0, n_tok, kpad, kt + 2, tid);
-    MMA_COMPUTE_STAGE(0);
-    if (kt + 1 < ktiles) MMA_STORE_STAGE(1, ra1, rb1);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (kt + 1 < ktiles) {  // (uniform)
-      if (kt + 3 < ktiles) load_tile(ra1, rb1, codes, CB, m0, n0, n_tok, kpad, kt + 3, tid);
-      MMA_COMPUTE_STAGE(1);
-      if (kt + 2 < ktiles) MMA_STORE_STAGE(0, ra0, rb0);
-      barrier(CLK_LOCAL_MEM_FENCE);
-    }
-  }
-#endif
-
-  // Dequantize in the accumulator layout (c0,c1 at token g, rows 2*t4, 2*t4+1; c2,c3 at token g+8):
-  // y = C32 * SCA[i] * SCB[k] / 16129, then the outlier part is added by tf32 mma (same layout).
+  // Dequantized in the accumulator layout (c0,c1 at token g, rows 2*t4, 2*t4+1; c2,c3 at token g+8),
+  // y = C32 * SCA[i] * SCB[k] / 16129; then the side GEMM over olist / ocount by tf32 mma (same layout).
   float facc[MT][NT][4];
 #pragma unroll
   for (int a = 0; a < MT; ++a)
@@ -319,6 +338,50 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
         }
       }
     }
+  }
+}
+
+// The outlier columns that int8_outlier_gather put on the int8 tensor cores: for each of x's two digits d,
+// y += (xd[d] . cbo^T) * xds[d] * SCB / 16129 over the first n_dig = min(dcount[1], cap) outlier columns
+// (nothing when the gather found no fallback column among them, dcount[2] == 0). Runs after
+// matmul_int8_mma on the same y. (A kernel of its own: in matmul_int8_mma's epilogue it raised the
+// 128x128 tiling from 128 to 178 registers, docs/PERFORMANCE.md.)
+// xd: [2, n_tok, cap] int8   xds: [2, n_tok] f32   cbo: [rows_pad, cap] int8   dcount: [3] int (scount)
+// NDRange: as matmul_int8_mma.
+__kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1)))
+void matmul_int8_digits(__global const char* cbo, __global const float* SCB, __global const char* xd,
+                        __global const float* xds, __global const int* dcount, int cap, __global float* Y, int rows,
+                        int n_tok) {
+  __local uint4 sA4[2 * A_STAGE / 16];  // 2 stages of [BM, BK] bytes: x's digits (tokens)
+  __local uint4 sB4[2 * B_STAGE / 16];  // 2 stages of [BN, BK] bytes: weight codes (output rows)
+  const int n_dig = dcount[2] > 0 ? min(dcount[1], cap) : 0;
+  if (n_dig == 0) return;  // (uniform, before any barrier)
+  const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
+  const int wm = warp / WARPS_N, wn = warp % WARPS_N;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int n0 = get_group_id(0) * BN;  // first weight row
+  const int m0 = get_group_id(1) * BM;  // first token
+  const int lane_w0 = fragment_word(lane, 0), lane_w1 = fragment_word(lane, 1);
+  for (int d = 0; d < 2; ++d) {
+    int acc[MT][NT][4];
+#pragma unroll
+    for (int a = 0; a < MT; ++a)
+#pragma unroll
+      for (int b = 0; b < NT; ++b)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[a][b][c] = 0;
+    MMA_K_LOOP(xd + (size_t)d * n_tok * cap, cbo, cap, (n_dig + BK - 1) / BK, m0, n0);
+#pragma unroll
+    for (int a = 0; a < MT; ++a)
+#pragma unroll
+      for (int b = 0; b < NT; ++b)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          const int i = m0 + wm * MT * 16 + a * 16 + g + (c >> 1) * 8;
+          const int k = n0 + wn * NT * 8 + b * 8 + t4 * 2 + (c & 1);
+          if (i < n_tok && k < rows)
+            Y[(size_t)i * rows + k] += int8_dequant(acc[a][b][c], xds[d * n_tok + i], SCB[k]);
+        }
   }
 }
 #endif  // QUILL_PTX

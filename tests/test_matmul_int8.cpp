@@ -3,6 +3,7 @@
 // and the int8 fallback), output poisoned first, then again with accumulate (y += ...).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -10,6 +11,7 @@
 
 #include "engine/linear_factories.hpp"
 #include "engine/quantize_int8.hpp"
+#include "host/matmul_int8.hpp"
 #include "tests/device_util.hpp"
 #include "tests/int8_inputs.hpp"
 #include "tests/util.hpp"
@@ -24,17 +26,26 @@ struct MShape {
 
 // Error budget of one output: a few fp32 roundings of the int8 term and of each outlier term (the
 // integer part is exact, so an off-by-one in C32 moves y by SCA*SCB/16129, usually far above this).
-MatrixF32 error_bound(const MatrixF32& x, const Int8Matrix& w, float threshold) {
+// digits: the fallback outlier columns (int8 weights, not kept in fp16) ran on the int8 tensor cores
+// with x as two int8 digits (host MatmulInt8::run): each such x within amax / 64516 (amax: the token's
+// largest outlier value).
+MatrixF32 error_bound(const MatrixF32& x, const Int8Matrix& w, float threshold, bool digits) {
   const Int8Activations q = quantize_activations_int8(x, threshold);
   const MatrixF32 w16 = dequantize(w);
   MatrixF32 bound{x.rows, w.rows, std::vector<float>(size_t(x.rows * w.rows))};
   for (int64_t i = 0; i < x.rows; ++i) {
+    double amax = 0;
+    for (int32_t j : q.outliers) amax = std::max(amax, std::fabs(double(x.row(i)[j])));
     for (int64_t k = 0; k < w.rows; ++k) {
       int64_t c32 = 0;
       for (int64_t j = 0; j < x.cols; ++j) c32 += int64_t(q.ca[size_t(i * x.cols + j)]) * w.cb[size_t(k * x.cols + j)];
-      double mag = std::fabs(double(c32) * q.sca[size_t(i)] * w.scb[size_t(k)] / 16129.0), out = 0;
-      for (int32_t j : q.outliers) out += std::fabs(double(x.row(i)[j]) * w16.row(k)[j]);
-      bound.row(i)[k] = float(8e-7 * mag + 2e-6 * out + 1e-30);
+      double mag = std::fabs(double(c32) * q.sca[size_t(i)] * w.scb[size_t(k)] / 16129.0), out = 0, dig = 0;
+      for (int32_t j : q.outliers) {
+        out += std::fabs(double(x.row(i)[j]) * w16.row(k)[j]);
+        const bool kept = std::find(w.outlier_dims.begin(), w.outlier_dims.end(), j) != w.outlier_dims.end();
+        if (digits && !kept) dig += std::fabs(double(w16.row(k)[j])) * amax / 64516.0 * 1.01;  // +1%: scale roundings
+      }
+      bound.row(i)[k] = float(8e-7 * mag + 2e-6 * out + dig + 1e-30);
     }
   }
   return bound;
@@ -52,7 +63,9 @@ void run_and_check(const MatrixF32& x, const Int8Matrix& w, QuantScheme scheme, 
   host::Buffer yb(device, size_t(n_tok) * rows * 4);
   yb.fill_bytes(0xff);  // NaN poison: every output must be written
   const MatrixF32 ref = matmul_llm_int8_reference(x, w, scheme == QuantScheme::LlmInt8 ? threshold : 0.0f);
-  const MatrixF32 bound = error_bound(x, w, scheme == QuantScheme::LlmInt8 ? threshold : 0.0f);
+  const bool digits = scheme == QuantScheme::LlmInt8 && host::MatmulInt8::mma_available(device.info()) &&
+                      n_tok > host::MatmulInt8::kGemvMaxTokens;
+  const MatrixF32 bound = error_bound(x, w, scheme == QuantScheme::LlmInt8 ? threshold : 0.0f, digits);
 
   linear->forward(xb, yb, n_tok, false, ws);
   const auto y1 = yb.read_vector<float>(size_t(n_tok) * rows);
@@ -147,7 +160,8 @@ TEST(MatmulInt8, LaunchesPerForward) {
   EXPECT_EQ(make_linear_int8(device, quantize_llm_int8(wf), QuantScheme::Int8, p)->launches_per_forward(64), 2);
   auto llm = make_linear_int8(device, quantize_llm_int8(wf), QuantScheme::LlmInt8, p);
   EXPECT_EQ(llm->launches_per_forward(1), 1);  // decode: the fused kernel
-  EXPECT_EQ(llm->launches_per_forward(64), 3);
+  // prefill: find outliers, quantize, GEMM (on the tensor cores also the fallback columns' gather and GEMM)
+  EXPECT_EQ(llm->launches_per_forward(64), host::MatmulInt8::mma_available(device.info()) ? 5 : 3);
 }
 // The tensor-core GEMM tilings (host/matmul_int8.cpp: the general 128x128 one and the 128x64 one for
 // grids the general one would not fill, which loads two k-tiles ahead), and a 128x64 one loading one
