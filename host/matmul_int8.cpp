@@ -64,8 +64,9 @@ MatmulInt8::MatmulInt8(Device& device) : device_(device) {
                            kMmaTiling.dist);
     mma_small_ = MmaTiling::make(device, "QUILL_INT8_MMA_SMALL", kMmaTilingSmallGrid.wm, kMmaTilingSmallGrid.wn,
                                  kMmaTilingSmallGrid.mt, kMmaTilingSmallGrid.nt, kMmaTilingSmallGrid.dist);
-    outlier_gather_ = Kernel(device.program("int8_outliers.cl", fmt::format("-DOG_WG={}", kOutlierGatherWg)),
-                             "int8_outlier_gather");
+    outlier_gather_ =
+        Kernel(device.program("int8_outliers.cl", fmt::format("-DOG_WG={} -DOG_CAP={}", kOutlierGatherWg, kOutlierCap)),
+               "int8_outlier_gather");
   }
   // $QUILL_INT8_FUSED_DEFS: extra build flags for measurements (e.g. -DFZ_NO_STREAM: the prologue alone).
   const std::string defs = env_string("QUILL_INT8_FUSED_DEFS");

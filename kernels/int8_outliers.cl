@@ -15,11 +15,14 @@
 #ifndef OG_WG
 #define OG_WG 256
 #endif
+#ifndef OG_CAP
+#define OG_CAP 1024  // the largest cap (local memory: the gathered columns' indices)
+#endif
 #define OG_ROWS (OG_WG / 32)  // weight rows per work-group: one 32-wide group each
 #define OG_K 64               // the GEMM's k-tile
 
 // X: [n_tok, cols] f32   olist: [cols] int, ocount: [1] int (quantize_rows)   slot: [cols] int
-// CB: [rows_pad, kpad] int8   cap: a multiple of OG_K
+// CB: [rows_pad, kpad] int8   cap: a multiple of OG_K, <= OG_CAP
 // xd: [2, n_tok, cap] int8 digits (h plane, then l)   xds: [2, n_tok] f32 (127 sh, 127 sl)
 // cbo: [rows_pad, cap] int8   slist: [cols] int   scount: [3] int: the side list's count, n, and the
 // fallback columns among the first n_dig (n - the side count)
@@ -32,6 +35,7 @@ void int8_outlier_gather(__global const float* X, int n_tok, int cols, __global 
                          __global int* slist, __global int* scount) {
   __local float red[OG_WG];
   __local int counts[OG_WG];
+  __local int gcol[OG_CAP];  // weight rows: the column gathered at each position, -1 for a zero byte
   const int lid = get_local_id(0), g = get_group_id(0);
   const int n = ocount[0], n_dig = min(n, cap), n_pad = (n_dig + OG_K - 1) / OG_K * OG_K;
   const int row_groups = rows_pad / OG_ROWS;
@@ -66,6 +70,11 @@ void int8_outlier_gather(__global const float* X, int n_tok, int cols, __global 
     scount[1] = n;
     scount[2] = n - total;
   }
+  // Weight rows: which column each position takes (the olist -> slot chain resolved once for all rows).
+  for (int o = lid; o < n_pad && is_rows; o += OG_WG) {
+    const int j = o < n_dig ? olist[o] : -1;
+    gcol[o] = j >= 0 && slot[j] < 0 ? j : -1;
+  }
   barrier(CLK_LOCAL_MEM_FENCE);
 
   if (is_token) {  // token g's digits
@@ -92,12 +101,10 @@ void int8_outlier_gather(__global const float* X, int n_tok, int cols, __global 
     __global const char* cb = CB + (size_t)k * kpad;
     for (int o4 = 4 * c; o4 < n_pad; o4 += 128) {
       uint word = 0;
+#pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const int o = o4 + i;
-        if (o < n_dig) {
-          const int j = olist[o];
-          if (slot[j] < 0) word |= (uint)(uchar)cb[j] << (8 * i);
-        }
+        const int j = gcol[o4 + i];
+        if (j >= 0) word |= (uint)(uchar)cb[j] << (8 * i);
       }
       *(__global uint*)(cbo + (size_t)k * cap + o4) = word;
     }

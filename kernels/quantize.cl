@@ -20,6 +20,7 @@
 #ifndef INLINE_TOK
 #define INLINE_TOK 8
 #endif
+#define OL_UNROLL 8  // quantize_rows' outlier-list scan: flag reads in flight per work-item
 
 #ifndef FO_WG
 #define FO_WG 256
@@ -63,6 +64,14 @@ inline int is_outlier_col(__global const float* A, int n_tok, int cols, float th
   int out = 0;
   for (int i = 0; i < n_tok; ++i) out |= fabs(A[(size_t)i * cols + j]) >= threshold;
   return out;
+}
+
+// f[u] = whether column j + u (< j1) is an outlier column, u < OL_UNROLL: the reads issued together.
+inline void outlier_flags(__global const float* A, int n_tok, int cols, float threshold, __global const int* flags,
+                          int use_flags, int j, int j1, int* f) {
+#pragma unroll
+  for (int u = 0; u < OL_UNROLL; ++u)
+    f[u] = j + u < j1 && is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j + u);
 }
 
 inline float div_rn(float a, float b) {
@@ -114,25 +123,34 @@ void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float
   }
   if (lid == 0) sca[i] = s;
 
-  // The outlier-column list, ascending (each work-item a contiguous chunk, prefix sum); every
-  // work-group computes it (no barrier under a condition), work-group 0 writes it.
+  // The outlier-column list, ascending: work-item t takes a contiguous chunk of the columns, counts its
+  // outliers (OL_UNROLL flag reads in flight), and an inclusive prefix sum over the work-items (log steps
+  // in local memory) places its entries. Only work-group 0 scans; every work-group runs the barriers
+  // (none under a condition).
   const int chunk = (cols + QWG_SIZE - 1) / QWG_SIZE;
-  const int j0 = lid * chunk, j1 = i == 0 ? min(cols, j0 + chunk) : 0;  // only work-group 0 scans
+  const int j0 = min(cols, lid * chunk), j1 = i == 0 && threshold > 0.0f ? min(cols, j0 + chunk) : j0;
   int n = 0;
-  for (int j = j0; j < j1; ++j) n += is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j);
+  for (int j = j0; j < j1; j += OL_UNROLL) {
+    int f[OL_UNROLL];
+    outlier_flags(A, n_tok, cols, threshold, flags, use_flags, j, j1, f);
+#pragma unroll
+    for (int u = 0; u < OL_UNROLL; ++u) n += f[u];
+  }
   counts[lid] = n;
   barrier(CLK_LOCAL_MEM_FENCE);
-  if (lid == 0 && i == 0) {
-    int total = 0;
-    for (int w = 0; w < QWG_SIZE && threshold > 0.0f; ++w) {  // no outliers without a threshold
-      const int here = counts[w];
-      counts[w] = total;
-      total += here;
-    }
-    ocount[0] = total;
+  for (int off = 1; off < QWG_SIZE; off <<= 1) {
+    const int before = lid >= off ? counts[lid - off] : 0;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    counts[lid] += before;
+    barrier(CLK_LOCAL_MEM_FENCE);
   }
-  barrier(CLK_LOCAL_MEM_FENCE);
-  int pos = counts[lid];
-  for (int j = j0; j < j1 && n > 0 && i == 0; ++j)
-    if (is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j)) olist[pos++] = j;
+  if (i == 0 && lid == QWG_SIZE - 1) ocount[0] = counts[lid];
+  int pos = counts[lid] - n;
+  for (int j = j0; j < j1 && n > 0; j += OL_UNROLL) {
+    int f[OL_UNROLL];
+    outlier_flags(A, n_tok, cols, threshold, flags, use_flags, j, j1, f);
+#pragma unroll
+    for (int u = 0; u < OL_UNROLL; ++u)
+      if (f[u]) olist[pos++] = j + u;
+  }
 }
