@@ -174,16 +174,12 @@ inline void load_tile(uint4* ra, uint4* rb, __global const char* codes, __global
     }                                                                                                  \
   }
 
-// acc += A [n_tok, ld] . Bw [rows_pad, ld]^T over k-tiles 0 .. ktiles - 1 for the tile at tokens M0 .., rows
-// N0 .. (the local stages free again at the end).
+// The K loop of MMA_K_LOOP over a_ / b_ (row stride ld_), k-tiles 0 .. kn_ - 1, tile origin m0_ / n0_.
 #if MMA_DIST == 1
 // Two local stages: the registers of k-tile kt+1 are stored into the other stage while this one is
 // consumed; one barrier per k-tile.
-#define MMA_K_LOOP(A, Bw, ld, ktiles, M0, N0)                                             \
+#define MMA_K_TILES()                                                                     \
   {                                                                                       \
-    __global const char* a_ = (A);                                                        \
-    __global const char* b_ = (Bw);                                                       \
-    const int ld_ = (ld), kn_ = (ktiles), m0_ = (M0), n0_ = (N0);                         \
     uint4 ra[A_LOADS], rb[B_LOADS];                                                       \
     load_tile(ra, rb, a_, b_, m0_, n0_, n_tok, ld_, 0, tid);                              \
     MMA_STORE_STAGE(0, ra, rb);                                                           \
@@ -200,11 +196,8 @@ inline void load_tile(uint4* ra, uint4* rb, __global const char* codes, __global
 // Two local stages and two register sets: k-tile kt + 2's loads are issued as k-tile kt is consumed, and
 // k-tile kt + 1 (loaded one k-tile earlier) is stored into the other stage; one barrier per k-tile.
 // Unrolled by two so that the register sets swap roles without copies (a copy would wait for the loads).
-#define MMA_K_LOOP(A, Bw, ld, ktiles, M0, N0)                                             \
+#define MMA_K_TILES()                                                                     \
   {                                                                                       \
-    __global const char* a_ = (A);                                                        \
-    __global const char* b_ = (Bw);                                                       \
-    const int ld_ = (ld), kn_ = (ktiles), m0_ = (M0), n0_ = (N0);                         \
     uint4 ra0[A_LOADS], rb0[B_LOADS], ra1[A_LOADS], rb1[B_LOADS];                         \
     load_tile(ra0, rb0, a_, b_, m0_, n0_, n_tok, ld_, 0, tid);                            \
     if (1 < kn_) load_tile(ra1, rb1, a_, b_, m0_, n0_, n_tok, ld_, 1, tid);               \
@@ -225,6 +218,24 @@ inline void load_tile(uint4* ra, uint4* rb, __global const char* codes, __global
   }
 #endif
 
+// acc = A [n_tok, ld] . Bw [rows_pad, ld]^T over k-tiles 0 .. ktiles - 1 for the tile at tokens M0 .., rows
+// N0 .. (the local stages free again at the end).
+#define MMA_K_LOOP(A, Bw, ld, ktiles, M0, N0)                                             \
+  {                                                                                       \
+    __global const char* a_ = (A);                                                        \
+    __global const char* b_ = (Bw);                                                       \
+    const int ld_ = (ld), kn_ = (ktiles), m0_ = (M0), n0_ = (N0);                         \
+    _Pragma("unroll") for (int ta_ = 0; ta_ < MT; ++ta_)                                  \
+      _Pragma("unroll") for (int tb_ = 0; tb_ < NT; ++tb_)                                \
+        _Pragma("unroll") for (int tc_ = 0; tc_ < 4; ++tc_) acc[ta_][tb_][tc_] = 0;      \
+    MMA_K_TILES();                                                                        \
+  }
+
+// The token and weight row of accumulator element c of the warp's m16 tile a and n8 tile b (mma.sync's
+// layout: c0, c1 at token g, rows 2 t4, 2 t4 + 1; c2, c3 at token g + 8).
+#define ACC_TOKEN(a, c) (m0 + wm * MT * 16 + (a) * 16 + g + ((c) >> 1) * 8)
+#define ACC_ROW(b, c) (n0 + wn * NT * 8 + (b) * 8 + t4 * 2 + ((c) & 1))
+
 // Arguments and layouts as matmul_int8_rows; olist / ocount: the columns of the fp32 side GEMM (after
 // int8_outlier_gather: its side list, the rest being matmul_int8_digits' part).
 // NDRange: global (rows_pad / BN * MMA_THREADS, ceil(n_tok / BM)), local (MMA_THREADS, 1).
@@ -243,16 +254,10 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
 
   const int lane_w0 = fragment_word(lane, 0), lane_w1 = fragment_word(lane, 1);
   int acc[MT][NT][4];
-#pragma unroll
-  for (int a = 0; a < MT; ++a)
-#pragma unroll
-    for (int b = 0; b < NT; ++b)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) acc[a][b][c] = 0;
   MMA_K_LOOP(codes, CB, kpad, kpad / BK, m0, n0);
 
-  // Dequantized in the accumulator layout (c0,c1 at token g, rows 2*t4, 2*t4+1; c2,c3 at token g+8),
-  // y = C32 * SCA[i] * SCB[k] / 16129; then the side GEMM over olist / ocount by tf32 mma (same layout).
+  // Dequantized, y = C32 * SCA[i] * SCB[k] / 16129; then the side GEMM over olist / ocount by tf32 mma (in the
+  // same layout).
   float facc[MT][NT][4];
 #pragma unroll
   for (int a = 0; a < MT; ++a)
@@ -260,8 +265,8 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
     for (int b = 0; b < NT; ++b)
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
-        const int i = m0 + wm * MT * 16 + a * 16 + g + (c >> 1) * 8;
-        const int k = n0 + wn * NT * 8 + b * 8 + t4 * 2 + (c & 1);  // < rows_pad: SCB is zero padded
+        const int i = ACC_TOKEN(a, c);
+        const int k = ACC_ROW(b, c);  // < rows_pad: SCB is zero padded
         facc[a][b][c] = i < n_tok ? int8_dequant(acc[a][b][c], SCA[i], SCB[k]) : 0.0f;
       }
   const int n_out = ocount[0];
@@ -330,8 +335,8 @@ void matmul_int8_mma(__global const char* CB, __global const float* SCB, __globa
     for (int b = 0; b < NT; ++b) {
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
-        const int i = m0 + wm * MT * 16 + a * 16 + g + (c >> 1) * 8;
-        const int k = n0 + wn * NT * 8 + b * 8 + t4 * 2 + (c & 1);
+        const int i = ACC_TOKEN(a, c);
+        const int k = ACC_ROW(b, c);
         if (i < n_tok && k < rows) {
           const size_t at = (size_t)i * rows + k;
           Y[at] = accumulate ? Y[at] + facc[a][b][c] : facc[a][b][c];
@@ -364,12 +369,6 @@ void matmul_int8_digits(__global const char* cbo, __global const float* SCB, __g
   const int lane_w0 = fragment_word(lane, 0), lane_w1 = fragment_word(lane, 1);
   for (int d = 0; d < 2; ++d) {
     int acc[MT][NT][4];
-#pragma unroll
-    for (int a = 0; a < MT; ++a)
-#pragma unroll
-      for (int b = 0; b < NT; ++b)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[a][b][c] = 0;
     MMA_K_LOOP(xd + (size_t)d * n_tok * cap, cbo, cap, (n_dig + BK - 1) / BK, m0, n0);
 #pragma unroll
     for (int a = 0; a < MT; ++a)
@@ -377,8 +376,8 @@ void matmul_int8_digits(__global const char* cbo, __global const float* SCB, __g
       for (int b = 0; b < NT; ++b)
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
-          const int i = m0 + wm * MT * 16 + a * 16 + g + (c >> 1) * 8;
-          const int k = n0 + wn * NT * 8 + b * 8 + t4 * 2 + (c & 1);
+          const int i = ACC_TOKEN(a, c);
+          const int k = ACC_ROW(b, c);
           if (i < n_tok && k < rows)
             Y[(size_t)i * rows + k] += int8_dequant(acc[a][b][c], xds[d * n_tok + i], SCB[k]);
         }
