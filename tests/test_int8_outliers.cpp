@@ -70,7 +70,9 @@ void check_gather(const GatherCase& c) {
       ASSERT_TRUE(h >= -127 && h <= 127 && l >= -127 && l <= 127) << "token " << t << " o " << o;
       const double want = o < n_dig ? x[size_t(t) * c.cols + olist[size_t(o)]] : 0.0;
       ASSERT_NEAR(h * sh + l * sl, want, amax / 64516.0 * 1.01 + 1e-30) << "token " << t << " o " << o;
-      if (o >= n_dig) ASSERT_TRUE(h == 0 && l == 0) << "tail o " << o;
+      if (o >= n_dig) {
+        ASSERT_TRUE(h == 0 && l == 0) << "tail o " << o;
+      }
     }
   }
   const auto w = cbo.read_vector<int8_t>(size_t(c.rows_pad) * c.cap);
