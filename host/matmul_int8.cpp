@@ -140,25 +140,25 @@ void MatmulInt8::run(const Int8WeightBuffers& w, const Buffer& x, const Int8Acti
   const int cus = int(device_.info().compute_units);
   MmaTiling& tiling = (w.rows_pad / mma_.bn) * ((n_tok + mma_.bm - 1) / mma_.bm) < cus ? mma_small_ : mma_;
   Kernel& k = uses_mma(n_tok) ? tiling.kernel : rows_;
+  const bool digits = uses_mma(n_tok) && outliers != nullptr;
+  if (digits) {
+    const auto need = outlier_bytes(w, n_tok);
+    const Buffer* bufs[] = {outliers->xd, outliers->xds, outliers->cbo, outliers->slist, outliers->scount};
+    for (size_t i = 0; i < need.size(); ++i)
+      if (bufs[i]->bytes() < need[i])
+        fail(ErrorKind::kInternal, "matmul_int8: outlier scratch {} too small ({} < {} bytes)", i, bufs[i]->bytes(),
+             need[i]);
+    outlier_gather_.args(x, int32_t(n_tok), int32_t(w.cols), *a.olist, *a.ocount, *w.slot, *w.cb, int32_t(w.kpad),
+                         int32_t(w.rows_pad), int32_t(kOutlierCap), *outliers->xd, *outliers->xds, *outliers->cbo,
+                         *outliers->slist, *outliers->scount);
+    const size_t gather_groups = size_t(n_tok) + size_t(w.rows_pad / kOutlierGatherRows) + 1;
+    outlier_gather_.launch(device_, Range(gather_groups * kOutlierGatherWg), Range(kOutlierGatherWg));
+  }
+  // Without the digits the side path takes every outlier column, as quantize_rows listed them.
+  k.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), *a.codes, *a.sca, x, digits ? *outliers->slist : *a.olist,
+         digits ? *outliers->scount : *a.ocount, y, int32_t(w.rows), int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok),
+         int32_t(accumulate ? 1 : 0));
   if (uses_mma(n_tok)) {
-    const bool digits = outliers != nullptr;
-    if (digits) {
-      const auto need = outlier_bytes(w, n_tok);
-      const Buffer* bufs[] = {outliers->xd, outliers->xds, outliers->cbo, outliers->slist, outliers->scount};
-      for (size_t i = 0; i < need.size(); ++i)
-        if (bufs[i]->bytes() < need[i])
-          fail(ErrorKind::kInternal, "matmul_int8: outlier scratch {} too small ({} < {} bytes)", i, bufs[i]->bytes(),
-               need[i]);
-      outlier_gather_.args(x, int32_t(n_tok), int32_t(w.cols), *a.olist, *a.ocount, *w.slot, *w.cb, int32_t(w.kpad),
-                           int32_t(w.rows_pad), int32_t(kOutlierCap), *outliers->xd, *outliers->xds, *outliers->cbo,
-                           *outliers->slist, *outliers->scount);
-      const size_t gather_groups = size_t(n_tok) + size_t(w.rows_pad / kOutlierGatherRows) + 1;
-      outlier_gather_.launch(device_, Range(gather_groups * kOutlierGatherWg), Range(kOutlierGatherWg));
-    }
-    // Without the digits the side GEMM takes every outlier column, as quantize_rows listed them.
-    k.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), *a.codes, *a.sca, x, digits ? *outliers->slist : *a.olist,
-           digits ? *outliers->scount : *a.ocount, y, int32_t(w.rows), int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok),
-           int32_t(accumulate ? 1 : 0));
     const size_t groups = size_t(w.rows_pad / tiling.bn), tok_groups = size_t((n_tok + tiling.bm - 1) / tiling.bm);
     const Range global(groups * tiling.threads, tok_groups), local(tiling.threads, 1);
     k.launch(device_, global, local, digits ? nullptr : event);
@@ -168,8 +168,6 @@ void MatmulInt8::run(const Int8WeightBuffers& w, const Buffer& x, const Int8Acti
       tiling.digits.launch(device_, global, local, event);
     }
   } else {
-    k.args(*w.cb, *w.scb, *w.slot, *w.w16, int32_t(w.n16), *a.codes, *a.sca, x, *a.olist, *a.ocount, y,
-           int32_t(w.rows), int32_t(w.cols), int32_t(w.kpad), int32_t(n_tok), int32_t(accumulate ? 1 : 0));
     const size_t groups = (size_t(w.rows) + kWorkGroup / kLanes - 1) / (kWorkGroup / kLanes);
     k.launch(device_, Range(groups * kWorkGroup, size_t((n_tok + kTokTile - 1) / kTokTile)), Range(kWorkGroup, 1),
              event);

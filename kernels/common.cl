@@ -121,6 +121,61 @@ inline float work_group_sum(float v, __local float* scratch) {
   return total;
 }
 
+// Maximum of v over the whole (1-D) work-group, local size a power of two; scratch: __local float[local
+// size]. All must call.
+inline float work_group_max(float v, __local float* scratch) {
+  const int lid = get_local_id(0);
+  scratch[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int offset = get_local_size(0) / 2; offset > 0; offset >>= 1) {
+    if (lid < offset) scratch[lid] = fmax(scratch[lid], scratch[lid + offset]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const float m = scratch[0];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return m;
+}
+
+// Exclusive prefix sum of v over the (1-D) work-group of wg work-items (the caller's compile-time size);
+// *total gets the sum. NVIDIA: warp shuffles, then one pass over the warps' sums; elsewhere log steps in
+// local memory. scratch: __local int[wg]. All must call.
+inline int work_group_exclusive_scan(int v, __local int* scratch, int* total, int wg) {
+  const int lid = get_local_id(0);
+#if QUILL_PTX
+  const int lane = lid & 31, warp = lid >> 5;
+  int inc = v;
+  for (int offset = 1; offset < 32; offset <<= 1) {
+    int other;
+    asm volatile("shfl.sync.up.b32 %0, %1, %2, 0x0, 0xffffffff;" : "=r"(other) : "r"(inc), "r"(offset));
+    if (lane >= offset) inc += other;
+  }
+  if (lane == 31) scratch[warp] = inc;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  int before = 0, all = 0;
+  for (int w = 0; w < wg / 32; ++w) {
+    const int s = scratch[w];
+    before += w < warp ? s : 0;
+    all += s;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  *total = all;
+  return before + inc - v;
+#else
+  scratch[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int offset = 1; offset < wg; offset <<= 1) {
+    const int add = lid >= offset ? scratch[lid - offset] : 0;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    scratch[lid] += add;
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const int inc = scratch[lid];
+  *total = scratch[wg - 1];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return inc - v;
+#endif
+}
+
 inline float dot8(float8 a, float8 b) { return dot(a.lo, b.lo) + dot(a.hi, b.hi); }
 
 // Two fp16 values packed in a uint (element 0 in the low 16 bits) to float2.

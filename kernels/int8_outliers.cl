@@ -41,31 +41,21 @@ void int8_outlier_gather(__global const float* X, int n_tok, int cols, __global 
   const int row_groups = rows_pad / OG_ROWS;
   const int is_token = g < n_tok, is_rows = !is_token && g < n_tok + row_groups, is_side = g == n_tok + row_groups;
 
-  // The barriers are outside any branch (PoCL 3.1): every work-group runs both reductions.
+  // The barriers are outside any branch (PoCL 3.1): every work-group runs both reductions (and the barrier
+  // after staging gcol).
   // Token g: the largest |x| of its gathered columns.
   __global const float* x = X + (size_t)min(g, n_tok - 1) * cols;
   float amax = 0.0f;
   for (int o = lid; o < n_dig && is_token; o += OG_WG) amax = fmax(amax, fabs(x[olist[o]]));
-  red[lid] = amax;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int off = OG_WG / 2; off > 0; off >>= 1) {
-    if (lid < off) red[lid] = fmax(red[lid], red[lid + off]);
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
+  amax = work_group_max(amax, red);
   // The side list: each work-item a contiguous chunk of olist, its entries' positions by a prefix sum.
   const int chunk = (n + OG_WG - 1) / OG_WG;
   const int o0 = is_side ? min(n, lid * chunk) : 0, o1 = is_side ? min(n, o0 + chunk) : 0;
   int mine = 0;
   for (int o = o0; o < o1; ++o) mine += o >= cap || slot[olist[o]] >= 0;
-  counts[lid] = mine;
-  barrier(CLK_LOCAL_MEM_FENCE);
+  int total;
+  const int at0 = work_group_exclusive_scan(mine, counts, &total, OG_WG);
   if (lid == 0 && is_side) {
-    int total = 0;
-    for (int w = 0; w < OG_WG; ++w) {
-      const int here = counts[w];
-      counts[w] = total;
-      total += here;
-    }
     scount[0] = total;
     scount[1] = n;
     scount[2] = n - total;
@@ -78,7 +68,7 @@ void int8_outlier_gather(__global const float* X, int n_tok, int cols, __global 
   barrier(CLK_LOCAL_MEM_FENCE);
 
   if (is_token) {  // token g's digits
-    const float sh = red[0] / 127.0f, sl = sh / 254.0f;
+    const float sh = amax / 127.0f, sl = sh / 254.0f;
     __global char* h = xd + (size_t)g * cap;
     __global char* l = xd + ((size_t)n_tok + g) * cap;
     for (int o = lid; o < n_pad; o += OG_WG) {
@@ -110,7 +100,7 @@ void int8_outlier_gather(__global const float* X, int n_tok, int cols, __global 
     }
   }
   if (is_side) {
-    int at = counts[lid];
+    int at = at0;
     for (int o = o0; o < o1; ++o)
       if (o >= cap || slot[olist[o]] >= 0) slist[at++] = olist[o];
   }

@@ -73,45 +73,6 @@ inline int fz_dot16(uint4 a, uint4 b, int c) {
   return dot_s8x4(a.w, b.w, dot_s8x4(a.z, b.z, dot_s8x4(a.y, b.y, dot_s8x4(a.x, b.x, c))));
 }
 
-
-// Exclusive prefix sum of v over the work-group; *total gets the sum. scratch: __local int[FWG]. All call.
-inline int fz_wg_exclusive_scan(int v, __local int* scratch, int* total) {
-  const int lid = get_local_id(0);
-#if QUILL_PTX
-  const int lane = lid & 31, warp = lid >> 5;
-  int inc = v;
-  for (int offset = 1; offset < 32; offset <<= 1) {
-    int other;
-    asm volatile("shfl.sync.up.b32 %0, %1, %2, 0x0, 0xffffffff;" : "=r"(other) : "r"(inc), "r"(offset));
-    if (lane >= offset) inc += other;
-  }
-  if (lane == 31) scratch[warp] = inc;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  int before = 0, all = 0;
-  for (int w = 0; w < FWARPS; ++w) {
-    const int s = scratch[w];
-    before += w < warp ? s : 0;
-    all += s;
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
-  *total = all;
-  return before + inc - v;
-#else
-  scratch[lid] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int offset = 1; offset < FWG; offset <<= 1) {
-    const int add = lid >= offset ? scratch[lid - offset] : 0;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    scratch[lid] += add;
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  const int inc = scratch[lid];
-  *total = scratch[FWG - 1];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return inc - v;
-#endif
-}
-
 // Reduces v[t] (sum when is_max == 0, else max) over the work-group for t < n; dest[t] gets the result.
 // scratch: __local float[FWG] (>= FMAX_TOK * FWARPS). All call; dest is visible after the call.
 inline void fz_wg_reduce_tok(float* v, int n, int is_max, __local float* scratch, __local float* dest) {
@@ -471,7 +432,7 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
   {
     int mine = 0;
     for (int w = w0; w < w1; ++w) mine += popcount(lflags[w]);
-    pos0 = fz_wg_exclusive_scan(mine, iscr, &ocount);
+    pos0 = work_group_exclusive_scan(mine, iscr, &ocount, FWG);
     int pos = pos0;
     if (ocount <= OCAP) {
       for (int w = w0; w < w1; ++w) {

@@ -105,13 +105,8 @@ void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float
   float amax = 0.0f;
   for (int j = lid; j < cols; j += QWG_SIZE)
     if (!is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j)) amax = fmax(amax, fabs(a[j]));
-  red[lid] = amax;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int off = QWG_SIZE / 2; off > 0; off >>= 1) {
-    if (lid < off) red[lid] = fmax(red[lid], red[lid + off]);
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  const float s = static_amax > 0.0f ? static_amax : red[0];
+  amax = work_group_max(amax, red);
+  const float s = static_amax > 0.0f ? static_amax : amax;
 
   // Codes: round_half_even(a * 127 / s); outlier columns, padding and s == 0 give 0.
   __global char* c = codes + (size_t)i * kpad;
@@ -124,8 +119,8 @@ void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float
   if (lid == 0) sca[i] = s;
 
   // The outlier-column list, ascending: work-item t takes a contiguous chunk of the columns, counts its
-  // outliers (OL_UNROLL flag reads in flight), and an inclusive prefix sum over the work-items (log steps
-  // in local memory) places its entries. Only work-group 0 scans; every work-group runs the barriers
+  // outliers (OL_UNROLL flag reads in flight), and a prefix sum over the work-items (work_group_exclusive_scan)
+  // places its entries. Only work-group 0 scans; every work-group runs the barriers
   // (none under a condition).
   const int chunk = (cols + QWG_SIZE - 1) / QWG_SIZE;
   const int j0 = min(cols, lid * chunk), j1 = i == 0 && threshold > 0.0f ? min(cols, j0 + chunk) : j0;
@@ -136,16 +131,9 @@ void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float
 #pragma unroll
     for (int u = 0; u < OL_UNROLL; ++u) n += f[u];
   }
-  counts[lid] = n;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int off = 1; off < QWG_SIZE; off <<= 1) {
-    const int before = lid >= off ? counts[lid - off] : 0;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    counts[lid] += before;
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  if (i == 0 && lid == QWG_SIZE - 1) ocount[0] = counts[lid];
-  int pos = counts[lid] - n;
+  int total;
+  int pos = work_group_exclusive_scan(n, counts, &total, QWG_SIZE);
+  if (i == 0 && lid == 0) ocount[0] = total;
   for (int j = j0; j < j1 && n > 0; j += OL_UNROLL) {
     int f[OL_UNROLL];
     outlier_flags(A, n_tok, cols, threshold, flags, use_flags, j, j1, f);
