@@ -17,6 +17,7 @@ constexpr int kDecodeSplit = 128;   // positions per work-group in decode attent
 constexpr int kPrefillTokTile = 4;  // tokens per work-group in prefill attention (TOK_TILE in attention.cl)
 constexpr int kAttentionMmaThreads = 128, kAttentionMmaQueries = 64;  // attention_mma.cl: AM_THREADS, AM_QUERIES
 constexpr int kAttentionMmaMaxHeadDim = 128;                           // AM_HD
+constexpr int kSwigluWg = 256;                                          // swiglu work-items per work-group (x)
 
 // Prefill's TOK_TILE: kPrefillTokTile, or QUILL_ATTENTION_TOK_TILE (1..16) for sweeps. Read once: the
 // program's build flag and the launch geometry must agree (so not through QUILL_ATTENTION_FLAGS).
@@ -145,7 +146,8 @@ void TransformerKernels::attention(const Buffer& q, const Buffer& k_cache, const
 void TransformerKernels::swiglu(const Buffer& gate_up, Buffer& h, int n_tok, int ffn) {
   require(gate_up.bytes() >= size_t(n_tok) * 2 * ffn * 4 && h.bytes() >= size_t(n_tok) * ffn * 4, "swiglu: sizes");
   swiglu_.args(gate_up, h, int32_t(ffn));
-  swiglu_.launch(device_, Range(size_t(ffn), size_t(n_tok)), Range(std::min(64, ffn), 1));
+  const int quads = (ffn + 3) / 4;  // elementwise.cl swiglu: 4 columns per work-item
+  swiglu_.launch(device_, Range(size_t(quads), size_t(n_tok)), Range(std::min(kSwigluWg, quads), 1));
 }
 
 }  // namespace quill::host

@@ -91,7 +91,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, QuantizeActivationsInt8Test,
                          ::testing::Values(QShape{1, 17, 0}, QShape{1, 17, 6}, QShape{3, 64, 0}, QShape{3, 64, 6},
                                            QShape{17, 172, 6}, QShape{9, 172, 6}, QShape{8, 172, 6},
                                            QShape{64, 4096, 0}, QShape{64, 4096, 6}, QShape{1, 4096, 6},
-                                           QShape{300, 1001, 6}),
+                                           QShape{300, 1001, 6}, QShape{3, 12288, 0}, QShape{5, 12290, 6}),
                          [](const auto& info) {
                            const QShape& s = info.param;
                            return "t" + std::to_string(s.n_tok) + "_c" + std::to_string(s.cols) +
