@@ -16,8 +16,8 @@ constexpr int kAttentionWg = 128;
 constexpr int kDecodeSplit = 128;   // positions per work-group in decode attention (one chunk of WG keys)
 constexpr int kPrefillTokTile = 4;  // tokens per work-group in prefill attention (TOK_TILE in attention.cl)
 constexpr int kAttentionMmaThreads = 128, kAttentionMmaQueries = 64;  // attention_mma.cl: AM_THREADS, AM_QUERIES
-constexpr int kAttentionMmaMaxHeadDim = 128;                           // AM_HD
-constexpr int kSwigluWg = 256;                                          // swiglu work-items per work-group (x)
+constexpr int kAttentionMmaMaxHeadDim = 128;                          // AM_HD
+constexpr int kSwigluWg = 256;                                        // swiglu work-items per work-group (x)
 
 // Prefill's TOK_TILE: kPrefillTokTile, or QUILL_ATTENTION_TOK_TILE (1..16) for sweeps. Read once: the
 // program's build flag and the launch geometry must agree (so not through QUILL_ATTENTION_FLAGS).
@@ -102,8 +102,9 @@ void TransformerKernels::embed(const Buffer& tokens, const Buffer& table, Buffer
 }
 
 void TransformerKernels::rmsnorm(const Buffer& x, const Buffer& w, Buffer& out, int n_tok, int dim, float eps) {
-  require(x.bytes() >= size_t(n_tok) * dim * 4 && out.bytes() >= size_t(n_tok) * dim * 4 && w.bytes() >= size_t(dim) * 4,
-          "rmsnorm: buffer sizes");
+  require(
+      x.bytes() >= size_t(n_tok) * dim * 4 && out.bytes() >= size_t(n_tok) * dim * 4 && w.bytes() >= size_t(dim) * 4,
+      "rmsnorm: buffer sizes");
   rmsnorm_.args(x, w, out, int32_t(dim), eps, LocalBytes{norm_wg_ * sizeof(float)});
   rmsnorm_.launch(device_, Range(norm_wg_ * n_tok), Range(norm_wg_));
 }

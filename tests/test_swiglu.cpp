@@ -23,7 +23,8 @@ TEST_P(Swiglu, MatchesFp64) {
   const auto [n_tok, ffn] = GetParam();
   Device& device = test::test_device();
   std::mt19937_64 rng(test::test_seed() + uint64_t(n_tok * 7919 + ffn));
-  const std::vector<float> gate_up = test::random_floats(rng, size_t(n_tok) * 2 * ffn, -12.0f, 12.0f);  // [n_tok, 2 ffn]
+  const std::vector<float> gate_up =
+      test::random_floats(rng, size_t(n_tok) * 2 * ffn, -12.0f, 12.0f);  // [n_tok, 2 ffn]
   Buffer in = upload(device, gate_up);
   Buffer out(device, size_t(n_tok) * ffn * 4);  // [n_tok, ffn]
   out.fill_bytes(0xff);
