@@ -3,6 +3,7 @@
 
 #include <type_traits>
 
+#include "engine/error.hpp"
 #include "engine/linear_factories.hpp"
 
 namespace quill {
@@ -21,6 +22,22 @@ void Linear::forward(const host::Buffer& x, host::Buffer& y, int n_tok, bool acc
     ws.kernels().swiglu(x, transformed, n_tok, int(cols_));
   }
   run(transformed, y, n_tok, accumulate, ws, {});
+}
+
+void Linear::forward_swiglu(const host::Buffer& x, host::Buffer& h, int n_tok, Workspace& ws,
+                            const InputTransform& transform) {
+  if (rows_ % 2 != 0) fail(ErrorKind::kInternal, "SwiGLU output needs gate and up rows: {} rows", rows_);
+  if (fuses_swiglu_output(n_tok) && (transform.kind == InputTransform::Kind::kNone || fuses(transform, n_tok))) {
+    run_swiglu_output(x, h, n_tok, ws, transform);
+    return;
+  }
+  host::Buffer& gate_up = ws.get(nullptr, Workspace::kSwigluOutputSlot, size_t(n_tok) * rows_ * sizeof(float));
+  forward(x, gate_up, n_tok, false, ws, transform);  // [n_tok, rows]
+  ws.kernels().swiglu(gate_up, h, n_tok, int(rows_ / 2));
+}
+
+void Linear::run_swiglu_output(const host::Buffer&, host::Buffer&, int, Workspace&, const InputTransform&) {
+  fail(ErrorKind::kInternal, "{} linear: no fused SwiGLU output", scheme_name(scheme_));
 }
 
 std::unique_ptr<Linear> make_linear(host::Device& device, const QuantizedMatrix& q, QuantScheme scheme,

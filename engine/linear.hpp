@@ -46,6 +46,14 @@ class Linear {
   // Whether run() applies `transform` itself for this many tokens (no extra launch).
   virtual bool fuses(const InputTransform& transform, int n_tok) const { return false; }
 
+  // The gate / up matmul with SwiGLU applied to its output: this matrix's rows are gate (the first
+  // rows / 2) then up, and h: [n_tok, rows / 2] = silu(x W_gate^T) * (x W_up^T). x, transform: as
+  // forward. Where fuses_swiglu_output(n_tok) holds, the kernel writes h itself (no extra launch);
+  // otherwise the matmul goes to workspace scratch and the SwiGLU kernel follows.
+  void forward_swiglu(const host::Buffer& x, host::Buffer& h, int n_tok, Workspace& ws,
+                      const InputTransform& transform = {});
+  virtual bool fuses_swiglu_output(int n_tok) const { return false; }
+
   // Device bytes of the weights (what one GEMV reads), and kernel launches per forward.
   virtual uint64_t weight_bytes() const = 0;
   virtual int launches_per_forward(int n_tok) const { return 1; }
@@ -62,7 +70,12 @@ class Linear {
   virtual void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws,
                    const InputTransform& transform) = 0;
 
-  std::mutex launch_mutex_;  // kernel-argument state is shared: one launch sequence at a time
+  // forward_swiglu's fused form (only called where fuses_swiglu_output(n_tok) and, for a transform,
+  // fuses(transform, n_tok) hold).
+  virtual void run_swiglu_output(const host::Buffer& x, host::Buffer& h, int n_tok, Workspace& ws,
+                                 const InputTransform& transform);
+
+  std::mutex launch_mutex_;       // kernel-argument state is shared: one launch sequence at a time
   host::L2Prefetch l2_prefetch_;  // set_l2_prefetch; run() passes it to one-token kernels
 
  private:

@@ -19,6 +19,7 @@
 #include "engine/linear_factories.hpp"
 #include "engine/linear_gemv_input.hpp"
 #include "engine/quant_tables.hpp"
+#include "host/env.hpp"
 #include "host/gemm_dequant.hpp"
 #include "host/matmul_lut.hpp"
 
@@ -51,15 +52,15 @@ class LinearLut final : public Linear {
  public:
   // What a factory hands over: the host-side repacked arrays and how the kernel must read them.
   struct Packed {
-    int bits = 4;                      // 4 or 8
-    bool linear = false;               // 8-bit: code is the int8 value (q8_0)
-    bool arith = false;                // 4-bit: the table is code - 8 (int4), decoded arithmetically
+    int bits = 4;         // 4 or 8
+    bool linear = false;  // 8-bit: code is the int8 value (q8_0)
+    bool arith = false;   // 4-bit: the table is code - 8 (int4), decoded arithmetically
     host::LutScale scale = host::LutScale::kNone;
-    int64_t padded_cols = 0;           // codes per row (a multiple of 32)
+    int64_t padded_cols = 0;  // codes per row (a multiple of 32)
     int block = 32;
     int64_t blocks_per_row = 0;
-    std::vector<uint8_t> codes;        // [rows, padded_cols * bits / 8]
-    std::vector<float> lut;            // [16] / [rows, 16] / [256]; empty when linear
+    std::vector<uint8_t> codes;  // [rows, padded_cols * bits / 8]
+    std::vector<float> lut;      // [16] / [rows, 16] / [256]; empty when linear
     int lut_stride = 0;
     std::vector<uint8_t> scale_bytes;  // [rows, blocks_per_row] f32 / f16 / uint8 as raw bytes
     std::vector<float> absmax2;        // double quant only
@@ -106,8 +107,8 @@ class LinearLut final : public Linear {
     fuse_norm_ = host::fuse_rmsnorm(!arith_codes_, device.info().inline_ptx);
     lut_kernel_.emplace(device, p.bits, p.scale, arith_codes_);
     if (host::GemmDequant::used_on(device.info()))
-      gemm_.emplace(device, p.bits == 4 ? host::GemmDequant::Format::kLut4 : host::GemmDequant::Format::kLut8,
-                    p.scale, p.bits == 4 ? p.arith : p.linear);
+      gemm_.emplace(device, p.bits == 4 ? host::GemmDequant::Format::kLut4 : host::GemmDequant::Format::kLut8, p.scale,
+                    p.bits == 4 ? p.arith : p.linear);
   }
 
   // The GEMV kernels apply SwiGLU, and RMSNorm where it pays, as they load x, up to kMaxFusedTokens
@@ -126,6 +127,17 @@ class LinearLut final : public Linear {
     } else
       lut_kernel_->run(w_, x, y, n_tok, accumulate, nullptr, input, n_tok == 1 ? l2_prefetch_ : host::L2Prefetch{});
   }
+  // One token on the streaming GEMV: each warp takes a (gate, up) row pair and writes silu(gate) * up, so
+  // the down GEMV stages plain x instead of evaluating SwiGLU in every work-group. $QUILL_SWIGLU_OUT=0
+  // turns it off (A/B).
+  bool fuses_swiglu_output(int n_tok) const override {
+    return n_tok == 1 && swiglu_output_ && lut_kernel_->streams_swiglu_output(w_);
+  }
+  void run_swiglu_output(const host::Buffer& x, host::Buffer& h, int n_tok, Workspace&,
+                         const InputTransform& transform) override {
+    std::lock_guard<std::mutex> lock(launch_mutex_);
+    lut_kernel_->run_swiglu_output(w_, x, h, fused_input(transform), n_tok == 1 ? l2_prefetch_ : host::L2Prefetch{});
+  }
   uint64_t weight_bytes() const override { return bytes_; }
   int launches_per_forward(int n_tok) const override { return uses_gemm(n_tok, {}) ? gemm_->launches() : 1; }
   host::L2Prefetch l2_head(size_t bytes) const override { return {&codes_, std::min(bytes, codes_.bytes())}; }
@@ -136,12 +148,13 @@ class LinearLut final : public Linear {
   }
 
   bool arith_codes_ = false;  // int4 / q8_0: the code is the value (no table lookup)
-  bool fuse_norm_ = false;    // host::fuse_rmsnorm
-  host::Buffer codes_;    // [rows, row_words] uint4
-  host::Buffer lut_;      // [16] | [rows, 16] | [256] f32
-  host::Buffer scales_;   // [rows, blocks_per_row] f32 | f16 | uint8
-  host::Buffer absmax2_;  // [ceil(rows * blocks_per_row / 256)] f32
-  host::Buffer dq_lut_;   // [256] f32
+  bool swiglu_output_ = host::env_int("QUILL_SWIGLU_OUT", 1) != 0;  // fuses_swiglu_output
+  bool fuse_norm_ = false;                                          // host::fuse_rmsnorm
+  host::Buffer codes_;                                              // [rows, row_words] uint4
+  host::Buffer lut_;                                                // [16] | [rows, 16] | [256] f32
+  host::Buffer scales_;                                             // [rows, blocks_per_row] f32 | f16 | uint8
+  host::Buffer absmax2_;                                            // [ceil(rows * blocks_per_row / 256)] f32
+  host::Buffer dq_lut_;                                             // [256] f32
   host::LutWeights w_;
   uint64_t bytes_ = 0;
   std::optional<host::MatmulLut> lut_kernel_;  // GEMV and small-batch GEMM

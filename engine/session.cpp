@@ -12,8 +12,8 @@ Session::Session(std::shared_ptr<Model> model, const SessionOptions& options)
       device_(model_->device()),
       options_(options),
       n_ctx_(options.n_ctx > 0 ? options.n_ctx : std::min(model_->config().context_length, 4096)),
-      kernels_(device_, {.kv_f32 = options.kv_f32 || model_->scheme() == QuantScheme::F32,
-                         .embd_f32 = model_->embd_f32()}),
+      kernels_(device_,
+               {.kv_f32 = options.kv_f32 || model_->scheme() == QuantScheme::F32, .embd_f32 = model_->embd_f32()}),
       workspace_(device_) {
   const LlamaConfig& c = model_->config();
   if (n_ctx_ <= 0) fail(ErrorKind::kInvalidArgument, "context length must be positive");
@@ -24,7 +24,8 @@ Session::Session(std::shared_ptr<Model> model, const SessionOptions& options)
     k_cache_.emplace_back(device_, cache_bytes);
     v_cache_.emplace_back(device_, cache_bytes);
   }
-  decode_partial_ = host::Buffer(device_, host::TransformerKernels::decode_partial_bytes(n_ctx_, c.n_heads, c.head_dim()));
+  decode_partial_ =
+      host::Buffer(device_, host::TransformerKernels::decode_partial_bytes(n_ctx_, c.n_heads, c.head_dim()));
   decode_done_ = host::Buffer(device_, size_t(c.n_heads) * sizeof(int32_t));
   decode_done_.fill_bytes(0);
   ensure_scratch(1);
@@ -40,7 +41,8 @@ void Session::check_cache_fits(size_t layer_bytes) const {
   if (layer_bytes > info.max_alloc_bytes)
     fail(ErrorKind::kOutOfMemory,
          "KV cache of {} tokens: {} bytes per layer and tensor exceed {}'s maximum allocation of {} bytes "
-         "(use a shorter context)", n_ctx_, layer_bytes, info.name, info.max_alloc_bytes);
+         "(use a shorter context)",
+         n_ctx_, layer_bytes, info.name, info.max_alloc_bytes);
   const double free_bytes = double(info.global_mem_bytes) - double(device_.allocated_bytes());
   if (total > free_bytes)
     fail(ErrorKind::kOutOfMemory,
@@ -53,14 +55,14 @@ void Session::ensure_scratch(int n) {
   const LlamaConfig& c = model_->config();
   const size_t f = sizeof(float);
   const size_t q_dim = size_t(c.n_heads) * c.head_dim();
-  tokens_ = host::Buffer(device_, size_t(n) * sizeof(int32_t));  // [n] token ids
-  x_ = host::Buffer(device_, size_t(n) * c.dim * f);              // [n, dim] residual stream
+  tokens_ = host::Buffer(device_, size_t(n) * sizeof(int32_t));            // [n] token ids
+  x_ = host::Buffer(device_, size_t(n) * c.dim * f);                       // [n, dim] residual stream
   qkv_ = host::Buffer(device_, size_t(n) * (q_dim + 2 * c.kv_dim()) * f);  // [n, q_dim + 2 kv_dim]
-  q_ = host::Buffer(device_, size_t(n) * q_dim * f);              // [n, q_dim] rotated queries
-  att_ = host::Buffer(device_, size_t(n) * q_dim * f);            // [n, q_dim] attention output
-  gate_up_ = host::Buffer(device_, size_t(n) * 2 * c.ffn_dim * f);  // [n, 2 ffn]
-  last_ = host::Buffer(device_, size_t(c.dim) * f);               // [1, dim] last token's residual
-  logits_buf_ = host::Buffer(device_, size_t(n) * c.vocab_size * f);  // [n, vocab]
+  q_ = host::Buffer(device_, size_t(n) * q_dim * f);                       // [n, q_dim] rotated queries
+  att_ = host::Buffer(device_, size_t(n) * q_dim * f);                     // [n, q_dim] attention output
+  gate_up_ = host::Buffer(device_, size_t(n) * 2 * c.ffn_dim * f);         // [n, 2 ffn]
+  last_ = host::Buffer(device_, size_t(c.dim) * f);                        // [1, dim] last token's residual
+  logits_buf_ = host::Buffer(device_, size_t(n) * c.vocab_size * f);       // [n, vocab]
   scratch_tokens_ = n;
 }
 
@@ -72,7 +74,8 @@ void Session::eval(std::span<const int32_t> tokens, bool all_logits) {
       fail(ErrorKind::kInvalidArgument, "token id {} at index {} is outside the vocabulary [0, {})", tokens[i], i,
            c.vocab_size);
   if (pos_ + int64_t(tokens.size()) > n_ctx_)
-    fail(ErrorKind::kContextFull, "context full: {} tokens in context + {} new > n_ctx {}", pos_, tokens.size(), n_ctx_);
+    fail(ErrorKind::kContextFull, "context full: {} tokens in context + {} new > n_ctx {}", pos_, tokens.size(),
+         n_ctx_);
   logits_.assign(all_logits ? tokens.size() * size_t(c.vocab_size) : size_t(c.vocab_size), 0.0f);
   const uint64_t launches_before = device_.launch_count();
   // Each batch's token upload is asynchronous and reads from this staging copy, so it must not change
@@ -103,14 +106,20 @@ void Session::run_batch(const int32_t* tokens, int n, bool all_logits, float* lo
                                 c.n_heads, c.n_kv_heads, c.head_dim(), rope_dim, c.rope_theta, pos_,
                                 layer.attention_prefetch);
     } else {
-      kernels_.rope_kv(qkv_, q_, k_cache_[size_t(l)], v_cache_[size_t(l)], n, q_dim, c.kv_dim(), c.head_dim(),
-                       rope_dim, c.rope_theta, pos_);
-      kernels_.attention(q_, k_cache_[size_t(l)], v_cache_[size_t(l)], att_, n, c.n_heads, c.n_kv_heads,
-                         c.head_dim(), pos_);
+      kernels_.rope_kv(qkv_, q_, k_cache_[size_t(l)], v_cache_[size_t(l)], n, q_dim, c.kv_dim(), c.head_dim(), rope_dim,
+                       c.rope_theta, pos_);
+      kernels_.attention(q_, k_cache_[size_t(l)], v_cache_[size_t(l)], att_, n, c.n_heads, c.n_kv_heads, c.head_dim(),
+                         pos_);
     }
     layer.wo->forward(att_, x_, n, true, workspace_);
-    layer.gate_up->forward(x_, gate_up_, n, false, workspace_, {Kind::kRmsNorm, &layer.ffn_norm, c.norm_eps});
-    layer.down->forward(gate_up_, x_, n, true, workspace_, {Kind::kSwiGlu});
+    const InputTransform ffn_norm{Kind::kRmsNorm, &layer.ffn_norm, c.norm_eps};
+    if (layer.gate_up->fuses_swiglu_output(n)) {  // gate_up_ holds h = silu(gate) * up: [n, ffn]
+      layer.gate_up->forward_swiglu(x_, gate_up_, n, workspace_, ffn_norm);
+      layer.down->forward(gate_up_, x_, n, true, workspace_);
+    } else {  // gate_up_ holds gate | up: [n, 2 ffn]; SwiGLU goes with down's input
+      layer.gate_up->forward(x_, gate_up_, n, false, workspace_, ffn_norm);
+      layer.down->forward(gate_up_, x_, n, true, workspace_, {Kind::kSwiGlu});
+    }
   }
   pos_ += n;
   if (!logits_out) return;

@@ -23,6 +23,7 @@ class Workspace {
   static constexpr int kGemmInputSlot = 2;       // the prefill GEMM's converted x (host::GemmDequant)
   static constexpr int kGemmInputScaleSlot = 3;  // and its block scales
   static constexpr int kInt8OutlierSlot = 4;     // 4 .. 8: host::Int8OutlierScratch (llm-int8 prefill)
+  static constexpr int kSwigluOutputSlot = 9;    // Linear::forward_swiglu's gate | up when not fused
 
   // A buffer of at least `bytes` for (owner, slot); contents are unspecified.
   host::Buffer& get(const void* owner, int slot, size_t bytes) {

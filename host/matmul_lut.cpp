@@ -31,8 +31,9 @@ constexpr int kStreamMaxColsF32 = 11264;
 const Buffer& or_dummy(const Buffer* b, const Buffer& dummy) { return b && !b->empty() ? *b : dummy; }
 
 // Checks shapes and buffer sizes; returns block_shift = log2(block). codes_per_uint4: 32 or 16.
+// y_rows: y's row count per token (w.rows, or w.rows / 2 for a SwiGLU output).
 int check(const char* name, const LutWeights& w, LutScale scale, const Buffer& x, const Buffer& y, int n_tok,
-          int codes_per_uint4, bool needs_lut, int lut_entries, const FusedInput& input) {
+          int codes_per_uint4, bool needs_lut, int lut_entries, const FusedInput& input, int y_rows) {
   const int tile_cols = codes_per_uint4 * kLanes;  // columns per 32 uint4
   if (w.rows <= 0 || w.cols <= 0 || n_tok <= 0)
     fail(ErrorKind::kInternal, "{}: bad shape rows={} cols={} n_tok={}", name, w.rows, w.cols, n_tok);
@@ -61,7 +62,7 @@ int check(const char* name, const LutWeights& w, LutScale scale, const Buffer& x
       fail(ErrorKind::kInternal, "{}: double-quant statistics missing or too small", name);
   }
   const size_t x_cols = size_t(w.cols) * (input.kind == FusedInput::kSwiGlu ? 2 : 1);
-  if (x.bytes() < size_t(n_tok) * x_cols * 4 || y.bytes() < size_t(n_tok) * w.rows * 4)
+  if (x.bytes() < size_t(n_tok) * x_cols * 4 || y.bytes() < size_t(n_tok) * y_rows * 4)
     fail(ErrorKind::kInternal, "{}: x or y too small for rows={} cols={} n_tok={}", name, w.rows, w.cols, n_tok);
   if (input.kind == FusedInput::kRmsNorm && (!input.norm_w || input.norm_w->bytes() < size_t(w.cols) * 4))
     fail(ErrorKind::kInternal, "{}: RMSNorm weight missing or too small", name);
@@ -119,18 +120,20 @@ bool MatmulLut::streams(const LutWeights& w, int n_tok) const {
          w.cols <= (stream_dp4a() ? kStreamMaxColsDp4a : kStreamMaxColsF32);
 }
 
-Kernel& MatmulLut::stream_kernel(int input_kind) {
-  auto it = stream_kernels_.find(input_kind);
+Kernel& MatmulLut::stream_kernel(int input_kind, bool swiglu_output) {
+  const int key = input_kind + (swiglu_output ? 16 : 0);
+  auto it = stream_kernels_.find(key);
   if (it == stream_kernels_.end()) {
     GemvTuning tn = tuning_;
     tn.work_group = stream_wg();
     const bool dp4a = stream_dp4a();
     const std::string options =
         build_options(tn, bits_, scale_, 1, arith_, input_kind, dp4a) +
-        fmt::format(" -DGS_ROWS={} -DGS_PIPE={} -DGS_MAX_COLS={} {}", stream_rows(), stream_pipe(),
-                    dp4a ? kStreamMaxColsDp4a : kStreamMaxColsF32,
+        fmt::format(" -DGS_ROWS={} -DGS_SWIGLU_OUT={} -DGS_PIPE={} -DGS_MAX_COLS={} {}",
+                    swiglu_output ? 2 : stream_rows(), swiglu_output ? 1 : 0,
+                    swiglu_output ? stream_pair_pipe() : stream_pipe(), dp4a ? kStreamMaxColsDp4a : kStreamMaxColsF32,
                     env_string("QUILL_GEMV_STREAM_DEFS"));  // measurement builds, e.g. -DGS_DIAG_NO_STAGE=1
-    it = stream_kernels_.emplace(input_kind, Kernel(device_.program("gemv_stream.cl", options), "gemv_stream")).first;
+    it = stream_kernels_.emplace(key, Kernel(device_.program("gemv_stream.cl", options), "gemv_stream")).first;
   }
   return it->second;
 }
@@ -147,30 +150,50 @@ Kernel& MatmulLut::kernel(int tok_tile, int input_kind) {
   return it->second;
 }
 
-void MatmulLut::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event,
-                    const FusedInput& input, const L2Prefetch& prefetch) {
-  const bool table = !arith_;
-  const int block_shift =
-      check("matmul_lut", w, scale_, x, y, n_tok, bits_ == 4 ? 32 : 16, table, bits_ == 4 ? 16 : 256, input);
-  const int tile = tok_tile_for(n_tok);
-  const bool stream = streams(w, n_tok);
-  Kernel& k = stream ? stream_kernel(input.kind) : kernel(tile, input.kind);
+void MatmulLut::set_args(Kernel& k, const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate,
+                         const FusedInput& input, int block_shift) {
   k.args(*w.codes, int32_t(w.row_words), or_dummy(w.lut, dummy_), int32_t(bits_ == 4 ? w.lut_stride : 0),
          or_dummy(w.scales, dummy_), or_dummy(w.absmax2, dummy_), or_dummy(w.dq_lut, dummy_), w.dq_offset,
          int32_t(w.blocks_per_row), int32_t(block_shift), x, y, int32_t(w.rows), int32_t(w.cols), int32_t(n_tok),
          int32_t(accumulate ? 1 : 0), or_dummy(input.norm_w, dummy_), input.eps);
-  if (stream) {
-    k.set_arg(18, prefetch.arg_buffer(dummy_));  // gemv_stream's pf, pf_bytes (after matmul_lut's arguments)
-    k.set_arg(19, prefetch.arg_bytes());
-    // A persistent grid: every warp needs a row; a few work-groups per compute unit keep the loads going.
-    const int wg = stream_wg(), warps = wg / kLanes, rows_per_set = stream_rows();
-    const size_t sets = (size_t(w.rows) + rows_per_set - 1) / rows_per_set;
-    const size_t groups = std::min<size_t>((sets + warps - 1) / warps,
-                                           size_t(device_.info().compute_units) * stream_wgs());
-    k.launch(device_, Range(groups * wg), Range(wg), event);
+}
+
+void MatmulLut::launch_stream(Kernel& k, const L2Prefetch& prefetch, size_t sets, Event* event) {
+  k.set_arg(18, prefetch.arg_buffer(dummy_));  // gemv_stream's pf, pf_bytes (after matmul_lut's arguments)
+  k.set_arg(19, prefetch.arg_bytes());
+  // A persistent grid: every warp needs a row set; a few work-groups per compute unit keep the loads going.
+  const int wg = stream_wg(), warps = wg / kLanes;
+  const size_t groups =
+      std::min<size_t>((sets + warps - 1) / warps, size_t(device_.info().compute_units) * stream_wgs());
+  k.launch(device_, Range(groups * wg), Range(wg), event);
+}
+
+void MatmulLut::run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event,
+                    const FusedInput& input, const L2Prefetch& prefetch) {
+  const bool table = !arith_;
+  const int block_shift =
+      check("matmul_lut", w, scale_, x, y, n_tok, bits_ == 4 ? 32 : 16, table, bits_ == 4 ? 16 : 256, input, w.rows);
+  if (streams(w, n_tok)) {
+    Kernel& k = stream_kernel(input.kind);
+    set_args(k, w, x, y, n_tok, accumulate, input, block_shift);
+    launch_stream(k, prefetch, (size_t(w.rows) + stream_rows() - 1) / stream_rows(), event);
     return;
   }
+  const int tile = tok_tile_for(n_tok);
+  Kernel& k = kernel(tile, input.kind);
+  set_args(k, w, x, y, n_tok, accumulate, input, block_shift);
   launch(device_, k, tuning_, tile, w, n_tok, event);
+}
+
+void MatmulLut::run_swiglu_output(const LutWeights& w, const Buffer& x, Buffer& y, const FusedInput& input,
+                                  const L2Prefetch& prefetch) {
+  if (!streams_swiglu_output(w))
+    fail(ErrorKind::kInternal, "matmul_lut: no SwiGLU-output GEMV for {}x{} here", w.rows, w.cols);
+  const int block_shift =
+      check("matmul_lut", w, scale_, x, y, 1, bits_ == 4 ? 32 : 16, !arith_, bits_ == 4 ? 16 : 256, input, w.rows / 2);
+  Kernel& k = stream_kernel(input.kind, true);
+  set_args(k, w, x, y, 1, false, input, block_shift);
+  launch_stream(k, prefetch, size_t(w.rows) / 2, nullptr);
 }
 
 }  // namespace quill::host

@@ -6,11 +6,13 @@
 // register-tiled fallback GEMM).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <utility>
 
 #include "host/buffer.hpp"
+#include "host/env.hpp"
 #include "host/kernel.hpp"
 
 namespace quill::host {
@@ -100,6 +102,15 @@ class MatmulLut {
   // kernels of this class ignore it).
   void run(const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate, Event* event = nullptr,
            const FusedInput& input = {}, const L2Prefetch& prefetch = {});
+  // The streaming GEMV with a SwiGLU output: w's rows are gate (first half) then up, and
+  // y [rows / 2] = silu(x . gate^T) * (x . up^T), each warp computing a (gate, up) row pair. One token;
+  // only where streams_swiglu_output(w) holds.
+  void run_swiglu_output(const LutWeights& w, const Buffer& x, Buffer& y, const FusedInput& input = {},
+                         const L2Prefetch& prefetch = {});
+  // The one-row-per-warp streaming GEMVs (dp4a formats) pair gate and up rows for run_swiglu_output.
+  bool streams_swiglu_output(const LutWeights& w) const {
+    return streams(w, 1) && w.rows % 2 == 0 && stream_rows() == 1;
+  }
   int bits() const { return bits_; }
   // Whether run() takes the streaming GEMV (gemv_stream.cl) for these weights and n_tok. It fuses
   // RMSNorm at no cost (every work-group stages the whole of x), so callers fuse it when this holds.
@@ -107,7 +118,11 @@ class MatmulLut {
 
  private:
   Kernel& kernel(int tok_tile, int input_kind);
-  Kernel& stream_kernel(int input_kind);
+  Kernel& stream_kernel(int input_kind, bool swiglu_output = false);
+  void set_args(Kernel& k, const LutWeights& w, const Buffer& x, Buffer& y, int n_tok, bool accumulate,
+                const FusedInput& input, int block_shift);
+  // gemv_stream's prefetch arguments and its persistent grid for `sets` row sets.
+  void launch_stream(Kernel& k, const L2Prefetch& prefetch, size_t sets, Event* event);
   // Codes that dp4a can take as int8: integer codes (int4, q8_0), or a 16-entry table with a block scale
   // (nf4, fp4; not k-means: no scale, possibly a table per row) rounded to int8.
   bool int8_codes() const { return arith_ || (bits_ == 4 && scale_ != LutScale::kNone); }
@@ -123,6 +138,12 @@ class MatmulLut {
   }
   // Chunks in flight per lane and row (docs/PERFORMANCE.md, session 11 item 1): int4 6; q8_0, nf4, fp4 4;
   // tables 1.
+  // The SwiGLU-output GEMV's row pairs: half the depth, the same bytes in flight per warp.
+  // $QUILL_GEMV_STREAM_PAIR_PIPE overrides.
+  int stream_pair_pipe() const {
+    const int env = env_int("QUILL_GEMV_STREAM_PAIR_PIPE", 0);
+    return env > 0 ? std::min(env, 16) : std::max(1, stream_pipe() / 2);
+  }
   int stream_pipe() const {
     if (tuning_.stream_pipe > 0) return tuning_.stream_pipe;
     if (!stream_dp4a()) return 1;
@@ -134,7 +155,7 @@ class MatmulLut {
   bool arith_;
   GemvTuning tuning_;
   std::map<std::pair<int, int>, Kernel> kernels_;  // (tok_tile, input kind)
-  std::map<int, Kernel> stream_kernels_;           // gemv_stream by input kind
+  std::map<int, Kernel> stream_kernels_;           // gemv_stream by input kind (+ 16: SwiGLU output)
   Buffer dummy_;                                   // bound to the arguments a scale kind does not use
 };
 

@@ -8,7 +8,9 @@
 //   as it computes (matmul_lut's work-groups load one burst each, compute, and exit);
 // - x is transformed (RMSNorm / SwiGLU) once per work-group into local memory, while the first chunks
 //   are on their way: as int8 groups (dp4a_x.cl) for the dp4a formats, else as fp32. RMSNorm's sum of
-//   squares comes from the same pass, so table formats fuse it too.
+//   squares comes from the same pass, so table formats fuse it too;
+// - GS_SWIGLU_OUT (decode's gate/up): each warp takes the row pair (gate s, up s) and writes
+//   silu(gate) * up, so that the down GEMV stages plain x.
 #include "lut_common.cl"
 
 #if !QUILL_PTX
@@ -37,9 +39,24 @@
 #define GS_GROUPS (GS_MAX_COLS / CODES_PER_UINT4)  // uint4 chunks of one row at most
 #define X4_PER_GROUP (CODES_PER_UINT4 / 4)          // float4 of x per uint4 of codes: 8 or 4
 
+#ifndef GS_SWIGLU_OUT
+#define GS_SWIGLU_OUT 0
+#endif
+#if GS_SWIGLU_OUT && GS_ROWS != 2
+#error "GS_SWIGLU_OUT pairs the rows: GS_ROWS must be 2"
+#endif
+
+#if GS_SWIGLU_OUT
+// SwiGLU output (rows = 2 ffn: gate rows, then up rows): row set s is the pair (gate s, up s), and the
+// kernel writes y[s] = silu(gate s) * up s, y: [ffn].
+#define GS_ROW(set, j) ((set) + (j) * (rows >> 1))
+#define GS_SETS (rows >> 1)
+#else
 // Row j of row set `set`, clamped to the last row (rows past the end are loaded and computed again,
 // not stored).
 #define GS_ROW(set, j) ((set) * GS_ROWS + (j) < rows ? (set) * GS_ROWS + (j) : rows - 1)
+#define GS_SETS ((rows + GS_ROWS - 1) / GS_ROWS)
+#endif
 
 // The block index of chunk u of row r.
 #define GS_BLOCK(r, u) ((size_t)(r) * blocks_per_row + (((u) * CODES_PER_UINT4) >> block_shift))
@@ -127,6 +144,24 @@ __attribute__((always_inline)) inline void gs_chunk(
 #define GS_CHUNK(q, sb, u) acc[0] += (float)((q)[0].x ^ (q)[0].w ^ (sb)[0])
 #endif
 
+// A finished row set: each row summed over the warp, stored, and its accumulator cleared.
+#if GS_SWIGLU_OUT
+#define GS_STORE_SET()                                                                              \
+  {                                                                                                 \
+    const float g_ = warp_sum(acc[0]) * factor, u_ = warp_sum(acc[1]) * factor;                     \
+    if (lane == 0) y[set] = g_ / (1.0f + exp(-g_)) * u_;                                            \
+    acc[0] = acc[1] = 0.0f;                                                                         \
+  }
+#else
+#define GS_STORE_SET()                                                                              \
+  _Pragma("unroll") for (int j_ = 0; j_ < GS_ROWS; ++j_) {                                          \
+    const float v_ = warp_sum(acc[j_]) * factor;                                                    \
+    const int r_ = set * GS_ROWS + j_;                                                              \
+    if (lane == 0 && r_ < rows) y[r_] = accumulate ? y[r_] + v_ : v_;                               \
+    acc[j_] = 0.0f;                                                                                 \
+  }
+#endif
+
 // Computes the GS_PIPE chunks in q / sb, advancing the compute cursor (set, chunk); at the end of a
 // row set, sums each row over the warp and stores it.
 #define GS_COMPUTE_BLOCK(q, sb)                                                                     \
@@ -135,12 +170,7 @@ __attribute__((always_inline)) inline void gs_chunk(
       const int u_ = chunk * QUILL_LANES + lane;                                                    \
       if (u_ * CODES_PER_UINT4 < cols) GS_CHUNK(q[p_], sb[p_], u_); /* else padding */              \
       if (++chunk == chunks) {                                                                      \
-        _Pragma("unroll") for (int j_ = 0; j_ < GS_ROWS; ++j_) {                                    \
-          const float v_ = warp_sum(acc[j_]) * factor;                                              \
-          const int r_ = set * GS_ROWS + j_;                                                        \
-          if (lane == 0 && r_ < rows) y[r_] = accumulate ? y[r_] + v_ : v_;                         \
-          acc[j_] = 0.0f;                                                                           \
-        }                                                                                           \
+        GS_STORE_SET();                                                                             \
         chunk = 0;                                                                                  \
         set += grid_warps;                                                                          \
       }                                                                                             \
@@ -149,6 +179,7 @@ __attribute__((always_inline)) inline void gs_chunk(
 
 // codes / lut / scales / absmax2 / dq_lut / dq_offset / x / y / norm_w / eps: as matmul_lut (one
 // token; 4-bit tables per tensor only, lut_stride 0). cols <= GS_MAX_COLS. pf / pf_bytes: prefetch_l2.
+// GS_SWIGLU_OUT: rows even, y: [rows / 2] = silu(gate) * up, accumulate unused.
 // NDRange: global (G * WG_SIZE), local (WG_SIZE), any G >= 1 (the host picks a few per SM).
 __kernel __attribute__((reqd_work_group_size(WG_SIZE, 1, 1)))
 void gemv_stream(__global const uint4* codes, int row_words, __global const float* lut, int lut_stride,
@@ -177,7 +208,7 @@ void gemv_stream(__global const uint4* codes, int row_words, __global const floa
   const int lid = get_local_id(0), lane = lid % QUILL_LANES, warp = lid / QUILL_LANES;
   const int grid_warps = get_num_groups(0) * WARPS_PER_WG;
   const int chunks = row_words / QUILL_LANES;          // uint4 per lane per row
-  const int sets = (rows + GS_ROWS - 1) / GS_ROWS;    // row sets
+  const int sets = GS_SETS;                            // row sets
 
   // The first block of chunks goes out before x is staged: its latency hides the staging.
   int load_set = get_group_id(0) * WARPS_PER_WG + warp, load_chunk = 0;
