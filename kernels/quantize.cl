@@ -111,6 +111,22 @@ inline float4 masked_abs4(float4 v, int4 o) {
                   o.s3 ? -1.0f : fabs(v.s3));
 }
 
+// The QR_BATCH groups of 4 columns q0, q0 + QWG_SIZE, .. of row a: their values v and masked |v| m
+// (masked_abs4; -1 past the last whole group), every load issued before any is used.
+__attribute__((always_inline)) inline void load_batch(__global const float* a, int q0, int n4, int aligned,
+                                                      __global const float* A, int n_tok, int cols, float threshold,
+                                                      __global const int* flags, int use_flags, float4* v, float4* m) {
+  int4 o[QR_BATCH];
+#pragma unroll
+  for (int u = 0; u < QR_BATCH; ++u) {
+    const int q = q0 + u * QWG_SIZE;
+    v[u] = q < n4 ? load_cols4(a, q, aligned) : (float4)(0.0f);
+    o[u] = q < n4 ? outlier_cols4(A, n_tok, cols, threshold, flags, use_flags, q) : (int4)(1);
+  }
+#pragma unroll
+  for (int u = 0; u < QR_BATCH; ++u) m[u] = masked_abs4(v[u], o[u]);
+}
+
 inline char int8_code_masked(float x, float m, float s) { return (char)(m >= 0.0f && s != 0.0f ? int8_code(x, s) : 0); }
 
 // A: [n_tok, cols] f32   static_amax: 0 = per-token scales   flags: [cols] int (read when use_flags)
@@ -134,22 +150,10 @@ void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float
   // Row absmax over the non-outlier columns.
   float amax = 0.0f;
   for (int q0 = lid; q0 < n4; q0 += QR_BATCH * QWG_SIZE) {
-    float4 v[QR_BATCH];
-    int4 o[QR_BATCH];
+    float4 v[QR_BATCH], m[QR_BATCH];
+    load_batch(a, q0, n4, aligned, A, n_tok, cols, threshold, flags, use_flags, v, m);
 #pragma unroll
-    for (int u = 0; u < QR_BATCH; ++u) {
-      const int q = q0 + u * QWG_SIZE;
-      v[u] = q < n4 ? load_cols4(a, q, aligned) : (float4)(0.0f);
-      o[u] = q < n4 ? outlier_cols4(A, n_tok, cols, threshold, flags, use_flags, q) : (int4)(0);
-    }
-#pragma unroll
-    for (int u = 0; u < QR_BATCH; ++u) {
-      const int q = q0 + u * QWG_SIZE;
-      if (q < n4) {
-        const float4 m = masked_abs4(v[u], o[u]);
-        amax = fmax(amax, fmax(fmax(m.s0, m.s1), fmax(m.s2, m.s3)));
-      }
-    }
+    for (int u = 0; u < QR_BATCH; ++u) amax = fmax(amax, fmax(fmax(m[u].s0, m[u].s1), fmax(m[u].s2, m[u].s3)));
   }
   for (int j = 4 * n4 + lid; j < cols; j += QWG_SIZE)
     if (!is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j)) amax = fmax(amax, fabs(a[j]));
@@ -159,22 +163,14 @@ void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float
   // Codes: round_half_even(a * 127 / s); outlier columns, padding and s == 0 give 0.
   __global char* c = codes + (size_t)i * kpad;
   for (int q0 = lid; q0 < n4; q0 += QR_BATCH * QWG_SIZE) {
-    float4 v[QR_BATCH];
-    int4 o[QR_BATCH];
+    float4 v[QR_BATCH], m[QR_BATCH];
+    load_batch(a, q0, n4, aligned, A, n_tok, cols, threshold, flags, use_flags, v, m);
 #pragma unroll
     for (int u = 0; u < QR_BATCH; ++u) {
       const int q = q0 + u * QWG_SIZE;
-      v[u] = q < n4 ? load_cols4(a, q, aligned) : (float4)(0.0f);
-      o[u] = q < n4 ? outlier_cols4(A, n_tok, cols, threshold, flags, use_flags, q) : (int4)(0);
-    }
-#pragma unroll
-    for (int u = 0; u < QR_BATCH; ++u) {
-      const int q = q0 + u * QWG_SIZE;
-      if (q < n4) {
-        const float4 m = masked_abs4(v[u], o[u]);
-        ((__global char4*)c)[q] = (char4)(int8_code_masked(v[u].s0, m.s0, s), int8_code_masked(v[u].s1, m.s1, s),
-                                          int8_code_masked(v[u].s2, m.s2, s), int8_code_masked(v[u].s3, m.s3, s));
-      }
+      if (q < n4)
+        ((__global char4*)c)[q] = (char4)(int8_code_masked(v[u].s0, m[u].s0, s), int8_code_masked(v[u].s1, m[u].s1, s),
+                                          int8_code_masked(v[u].s2, m[u].s2, s), int8_code_masked(v[u].s3, m[u].s3, s));
     }
   }
   for (int j = 4 * n4 + lid; j < kpad; j += QWG_SIZE) {
