@@ -581,7 +581,8 @@ TEST(CApiToolsCli, JsonOutputsKeepTheirKeys) {
   r = run_cli("bench -q f16 -p 4 -n 2 -r 1 --profile --json");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(json_keys(r.out), (std::set<std::string>{"scheme", "model", "bits_per_weight", "weight_bytes", "n_prompt",
-                                                     "n_gen", "pp_tok_s", "tg_tok_s", "tg_gbps", "read_gbps",
+                                                     "n_gen", "tg_after_prompt", "pp_tok_s", "tg_tok_s", "tg_gbps",
+                                                     "read_gbps",
                                                      "floor_pct", "launches_per_token", "peak_device_mib", "device"}));
   EXPECT_NE(r.err.find("profile tg (per token)"), std::string::npos) << r.err;
   for (const fs::path& p : {text, stats, model}) fs::remove(p);
