@@ -96,6 +96,7 @@ GemvTuning GemvTuning::current(bool inline_ptx) {
   t.stream_groups_per_cu = std::max(0, env_int("QUILL_GEMV_STREAM_WGS", t.stream_groups_per_cu));
   t.stream_rows = std::clamp(env_int("QUILL_GEMV_STREAM_ROWS", t.stream_rows), 0, 8);
   t.stream_pipe = std::clamp(env_int("QUILL_GEMV_STREAM_PIPE", t.stream_pipe), 0, 16);
+  t.stream_pair_pipe = std::clamp(env_int("QUILL_GEMV_STREAM_PAIR_PIPE", t.stream_pair_pipe), 0, 16);
   return t;
 }
 

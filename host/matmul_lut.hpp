@@ -12,7 +12,6 @@
 #include <utility>
 
 #include "host/buffer.hpp"
-#include "host/env.hpp"
 #include "host/kernel.hpp"
 
 namespace quill::host {
@@ -46,12 +45,13 @@ struct GemvTuning {
   // per-row k-means tables and rows wider than its x staging. 0 = the default of the format, measured
   // on the H100 (docs/PERFORMANCE.md; int4: 1 work-group of 512 per SM, q8_0: 2 of 256, both 1 row;
   // tables: 2 of 256, 4 rows; the pipe depths: stream_pipe()). $QUILL_GEMV_STREAM=0|1,
-  // $QUILL_GEMV_STREAM_WG / _WGS / _ROWS / _PIPE override.
+  // $QUILL_GEMV_STREAM_WG / _WGS / _ROWS / _PIPE / _PAIR_PIPE override.
   bool stream = false;
   int stream_work_group = 0;
   int stream_groups_per_cu = 0;
   int stream_rows = 0;
   int stream_pipe = 0;
+  int stream_pair_pipe = 0;  // the SwiGLU-output GEMV's (run_swiglu_output); 0: half of stream_pipe's
   static GemvTuning current(bool inline_ptx = false);
 };
 
@@ -139,10 +139,8 @@ class MatmulLut {
   // Chunks in flight per lane and row (docs/PERFORMANCE.md, session 11 item 1): int4 6; q8_0, nf4, fp4 4;
   // tables 1.
   // The SwiGLU-output GEMV's row pairs: half the depth, the same bytes in flight per warp.
-  // $QUILL_GEMV_STREAM_PAIR_PIPE overrides.
   int stream_pair_pipe() const {
-    const int env = env_int("QUILL_GEMV_STREAM_PAIR_PIPE", 0);
-    return env > 0 ? std::min(env, 16) : std::max(1, stream_pipe() / 2);
+    return tuning_.stream_pair_pipe > 0 ? tuning_.stream_pair_pipe : std::max(1, stream_pipe() / 2);
   }
   int stream_pipe() const {
     if (tuning_.stream_pipe > 0) return tuning_.stream_pipe;
