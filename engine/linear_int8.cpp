@@ -52,9 +52,11 @@ class LinearInt8 final : public Linear {
     w16_ = host::upload(device, w16);
   }
 
-  // Decode (one token): one launch, the input transform fused (kernels/matmul_int8_fused.cl).
+  // Decode (one token): one launch, the input transform fused (kernels/matmul_int8_fused.cl). Otherwise,
+  // without an outlier split (int8, static scales), quantize.cl applies it as it loads x: the outlier
+  // columns are what need the transformed x in memory.
   bool fuses(const InputTransform& transform, int n_tok) const override {
-    return host::MatmulInt8::fused_preferred(n_tok, int(cols()), int(kpad_));
+    return host::MatmulInt8::fused_preferred(n_tok, int(cols()), int(kpad_)) || !act_.splits_outliers();
   }
 
   void run(const host::Buffer& x, host::Buffer& y, int n_tok, bool accumulate, Workspace& ws,
@@ -75,7 +77,11 @@ class LinearInt8 final : public Linear {
         &ws.get(this, 3, size_t(cols()) * 4),             // olist [cols] int
         &ws.get(this, 4, 4),                              // ocount [1] int
     };
-    quantize_.run(x, n_tok, int(cols()), int(kpad_), act_, a);
+    const host::QuantizeInput input{transform.kind == InputTransform::Kind::kRmsNorm  ? 1
+                                    : transform.kind == InputTransform::Kind::kSwiGlu ? 2
+                                                                                      : 0,
+                                    transform.norm_weight, transform.eps};
+    quantize_.run(x, n_tok, int(cols()), int(kpad_), act_, a, nullptr, input);
     if (act_.threshold > 0.0f && log_level() >= LogLevel::kDebug) {  // a sync per call: debugging only
       int32_t count = 0;
       a.ocount->read(&count, sizeof(count));

@@ -38,23 +38,34 @@ struct Int8ActivationBuffers {
   Buffer* ocount;  // [1] int
 };
 
+// The input transform quantize_rows applies as it loads x (INPUT_KIND, lut_common.cl): kind 1 RMSNorm
+// (x * rsqrt(mean(x^2) + eps) * norm_w), 2 SwiGLU (x [n_tok, 2 cols] = gate | up -> silu(gate) * up).
+// Without an outlier split only (the outlier columns would need the transformed x in memory).
+struct QuantizeInput {
+  int kind = 0;  // 0 none, 1 RMSNorm, 2 SwiGLU
+  const Buffer* norm_w = nullptr;  // [cols] f32 (RMSNorm)
+  float eps = 0.0f;
+};
+
 class QuantizeActivations {
  public:
   static constexpr int kInlineTokens = 8;  // up to this many tokens: one launch (flags computed inline)
 
   explicit QuantizeActivations(Device& device);
-  // x: [n_tok, cols] f32. kpad >= cols, a multiple of 16. A static scale writes sca[i] = static_amax and
-  // ocount 0 (the matmul then dequantizes with it unchanged).
+  // x: [n_tok, cols] f32 ([n_tok, 2 cols] for SwiGLU). kpad >= cols, a multiple of 16. A static scale
+  // writes sca[i] = static_amax and ocount 0 (the matmul then dequantizes with it unchanged).
   void run(const Buffer& x, int n_tok, int cols, int kpad, const Int8ActScale& scale, const Int8ActivationBuffers& out,
-           Event* event = nullptr);
+           Event* event = nullptr, const QuantizeInput& input = {});
   static int launches(int n_tok, const Int8ActScale& scale) {
     return scale.splits_outliers() && n_tok > kInlineTokens ? 2 : 1;
   }
 
  private:
   Device& device_;
+  Kernel& rows_kernel(int input_kind);
+
   Kernel find_outliers_;
-  Kernel rows_;
+  Kernel rows_[3];  // quantize_rows per input kind, built on first use
 };
 
 }  // namespace quill::host

@@ -12,7 +12,11 @@
 // threshold > 0) and quantize_rows (one work-group per token: absmax + codes; work-group 0 also writes
 // the ascending outlier-column list). With n_tok <= INLINE_TOK the flags are computed inline, so
 // decode is ONE launch.
-#include "common.cl"
+// quantize_rows applies the input transform INPUT_KIND (lut_common.cl) as it loads A, without an outlier
+// split only (threshold 0: the host refuses one): RMSNorm xt = (x * norm_w) * rsqrt(mean(x^2) + eps),
+// its SCA = the absmax of x * norm_w times that factor; SwiGLU xt = silu(gate) * up (A: [n_tok, 2 cols]).
+// The transformed input is never written (prefill int8: one launch fewer and no [n_tok, cols] round trip).
+#include "lut_common.cl"
 
 #ifndef QWG_SIZE
 #define QWG_SIZE 256
@@ -111,16 +115,22 @@ inline float4 masked_abs4(float4 v, int4 o) {
                   o.s3 ? -1.0f : fabs(v.s3));
 }
 
-// The QR_BATCH groups of 4 columns q0, q0 + QWG_SIZE, .. of row a: their values v and masked |v| m
-// (masked_abs4; -1 past the last whole group), every load issued before any is used.
-__attribute__((always_inline)) inline void load_batch(__global const float* a, int q0, int n4, int aligned,
-                                                      __global const float* A, int n_tok, int cols, float threshold,
-                                                      __global const int* flags, int use_flags, float4* v, float4* m) {
+// The QR_BATCH groups of 4 columns q0, q0 + QWG_SIZE, .. of token i's row: their values v (after the
+// input transform, before RMSNorm's factor; *ss += their raw squares) and masked |v| m (masked_abs4; -1
+// past the last whole group), every load issued before any is used.
+__attribute__((always_inline)) inline void load_batch(__global const float* A, __global const float* norm_w, int i,
+                                                      int q0, int n4, int aligned, int n_tok, int cols,
+                                                      float threshold, __global const int* flags, int use_flags,
+                                                      float4* v, float4* m, float* ss) {
   int4 o[QR_BATCH];
 #pragma unroll
   for (int u = 0; u < QR_BATCH; ++u) {
     const int q = q0 + u * QWG_SIZE;
-    v[u] = q < n4 ? load_cols4(a, q, aligned) : (float4)(0.0f);
+#if INPUT_KIND == 0
+    v[u] = q < n4 ? load_cols4(A + (size_t)i * cols, q, aligned) : (float4)(0.0f);
+#else
+    v[u] = q < n4 ? load_x4_ss(A, norm_w, i, 4 * q, cols, aligned, ss) : (float4)(0.0f);
+#endif
     o[u] = q < n4 ? outlier_cols4(A, n_tok, cols, threshold, flags, use_flags, q) : (int4)(1);
   }
 #pragma unroll
@@ -136,38 +146,50 @@ inline char int8_code_masked(float x, float m, float s) { return (char)(m >= 0.0
 // Each pass over the row takes whole groups of 4 columns, QR_BATCH 16-byte loads in flight per work-item
 // (one load at a time left the kernel waiting on memory: ~20 us per call at 512 x 4096 on the H100), then
 // the last cols % 4 columns (and the padding) one by one.
+// norm_w: [cols] f32, eps: RMSNorm (INPUT_KIND 1) only.
 __kernel __attribute__((reqd_work_group_size(QWG_SIZE, 1, 1)))
-void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float threshold, float static_amax,
+void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float threshold_in, float static_amax,
                    __global const int* flags, int use_flags, __global char* codes, __global float* sca,
-                   __global int* olist, __global int* ocount) {
+                   __global int* olist, __global int* ocount, __global const float* norm_w, float eps) {
   __local float red[QWG_SIZE];
   __local int counts[QWG_SIZE];
   const int lid = get_local_id(0);
   const int i = get_group_id(0);
-  __global const float* a = A + (size_t)i * cols;
   const int n4 = cols / 4, aligned = cols % 4 == 0;
+  float threshold = threshold_in;
+  if (INPUT_KIND != 0) threshold = 0.0f;  // transforms: no outlier split (the host refuses a threshold)
 
-  // Row absmax over the non-outlier columns.
-  float amax = 0.0f;
+  // Row absmax over the non-outlier columns (RMSNorm: of x * norm_w, and the sum of squares of x).
+  float amax = 0.0f, ss = 0.0f, unused = 0.0f;
   for (int q0 = lid; q0 < n4; q0 += QR_BATCH * QWG_SIZE) {
     float4 v[QR_BATCH], m[QR_BATCH];
-    load_batch(a, q0, n4, aligned, A, n_tok, cols, threshold, flags, use_flags, v, m);
+    load_batch(A, norm_w, i, q0, n4, aligned, n_tok, cols, threshold, flags, use_flags, v, m, &ss);
 #pragma unroll
     for (int u = 0; u < QR_BATCH; ++u) amax = fmax(amax, fmax(fmax(m[u].s0, m[u].s1), fmax(m[u].s2, m[u].s3)));
   }
   for (int j = 4 * n4 + lid; j < cols; j += QWG_SIZE)
-    if (!is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j)) amax = fmax(amax, fabs(a[j]));
+    if (!is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j))
+      amax = fmax(amax, fabs(load_x1_ss(A, norm_w, i, j, cols, &ss)));
   amax = work_group_max(amax, red);
+#if INPUT_KIND == 1
+  const float factor = rsqrt(work_group_sum(ss, red) / cols + eps);  // norm.cl's rsqrt(mean(x^2) + eps)
+  amax *= factor;
+#else
+  const float factor = 1.0f;
+#endif
   const float s = static_amax > 0.0f ? static_amax : amax;
 
-  // Codes: round_half_even(a * 127 / s); outlier columns, padding and s == 0 give 0.
+  // Codes: round_half_even(xt * 127 / s); outlier columns, padding and s == 0 give 0.
   __global char* c = codes + (size_t)i * kpad;
   for (int q0 = lid; q0 < n4; q0 += QR_BATCH * QWG_SIZE) {
     float4 v[QR_BATCH], m[QR_BATCH];
-    load_batch(a, q0, n4, aligned, A, n_tok, cols, threshold, flags, use_flags, v, m);
+    load_batch(A, norm_w, i, q0, n4, aligned, n_tok, cols, threshold, flags, use_flags, v, m, &unused);
 #pragma unroll
     for (int u = 0; u < QR_BATCH; ++u) {
       const int q = q0 + u * QWG_SIZE;
+#if INPUT_KIND == 1
+      v[u] *= factor;
+#endif
       if (q < n4)
         ((__global char4*)c)[q] = (char4)(int8_code_masked(v[u].s0, m[u].s0, s), int8_code_masked(v[u].s1, m[u].s1, s),
                                           int8_code_masked(v[u].s2, m[u].s2, s), int8_code_masked(v[u].s3, m[u].s3, s));
@@ -176,7 +198,7 @@ void quantize_rows(__global const float* A, int n_tok, int cols, int kpad, float
   for (int j = 4 * n4 + lid; j < kpad; j += QWG_SIZE) {
     int q = 0;
     if (j < cols && s != 0.0f && !is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j))
-      q = int8_code(a[j], s);
+      q = int8_code(load_x1_ss(A, norm_w, i, j, cols, &unused) * factor, s);
     c[j] = (char)q;
   }
   if (lid == 0) sca[i] = s;

@@ -74,11 +74,17 @@ Code code_f64(double x, double amax, double rel_err) {
 struct RefOut {
   std::vector<double> y, tol;  // [n_tok, rows]
 };
+// amax <= 0: per-token scales (each token's max |xt|), which move with the input by up to rel_err as well.
 RefOut reference_f64(const std::vector<double>& xt, int n_tok, const Int8Matrix& w, double amax, double rel_err) {
   const int64_t cols = w.cols, rows = w.rows;
   RefOut r{std::vector<double>(size_t(n_tok * rows)), std::vector<double>(size_t(n_tok * rows))};
   std::vector<Code> codes(size_t(n_tok * cols));  // [n_tok, cols]
-  for (size_t e = 0; e < codes.size(); ++e) codes[e] = code_f64(xt[e], amax, rel_err);
+  std::vector<double> token_amax(size_t(n_tok), amax);
+  for (int i = 0; i < n_tok && amax <= 0.0; ++i)
+    for (int64_t j = 0; j < cols; ++j) token_amax[size_t(i)] = std::max(token_amax[size_t(i)], std::fabs(xt[size_t(i * cols + j)]));
+  const double code_err = amax <= 0.0 ? 2 * rel_err : rel_err;  // per token: x and its scale both move
+  for (size_t e = 0; e < codes.size(); ++e)
+    codes[e] = token_amax[e / size_t(cols)] > 0 ? code_f64(xt[e], token_amax[e / size_t(cols)], code_err) : Code{0, false};
   for (int i = 0; i < n_tok; ++i)
     for (int64_t k = 0; k < rows; ++k) {
       int64_t c32 = 0, mag = 0, slack = 0;
@@ -89,9 +95,10 @@ RefOut reference_f64(const std::vector<double>& xt, int n_tok, const Int8Matrix&
         mag += std::abs(int64_t(c.q) * cb);
         if (c.tie) slack += std::abs(cb);
       }
-      const double unit = amax * w.scb[size_t(k)] / 16129.0;
+      const double unit = token_amax[size_t(i)] * w.scb[size_t(k)] / 16129.0;
       r.y[size_t(i * rows + k)] = double(c32) * unit;
-      r.tol[size_t(i * rows + k)] = double(slack) * unit + 1e-6 * double(mag) * unit + 1e-30;
+      r.tol[size_t(i * rows + k)] =
+          double(slack) * unit + (1e-6 + (amax <= 0.0 ? rel_err : 0.0)) * double(mag) * unit + 1e-30;
     }
   return r;
 }
@@ -316,7 +323,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, StaticActScaleFused,
                          lshape_name);
 
 // Through make_linear_int8 with QuantParams::static_act_amax and Linear::forward (the Model's path):
-// one token = the fused decode kernel; 3 / 17 tokens = the transform kernel, quantize.cl and the GEMM
+// one token = the fused decode kernel; 3 / 17 tokens = quantize.cl (which applies the transform) and the GEMM
 // (matmul_int8_rows here; the tensor-core GEMM above 8 tokens on PTX devices).
 class StaticActScaleLinear : public ::testing::TestWithParam<LShape> {};
 
@@ -349,6 +356,39 @@ INSTANTIATE_TEST_SUITE_P(Shapes, StaticActScaleLinear,
                                            LShape{64, 172, 3, Tr::kSwiGlu, 1.0f}, LShape{37, 4096, 3, Tr::kNone, 0.05f},
                                            LShape{130, 172, 17, Tr::kRms, 0.4f}, LShape{64, 4097, 17, Tr::kNone, 0.3f},
                                            LShape{33, 64, 17, Tr::kSwiGlu, 0.25f}),
+                         lshape_name);
+
+// The same through per-token scales (int8 without a calibration): above one token, quantize.cl applies
+// RMSNorm / SwiGLU as it loads x (no transform kernel), so its codes and scales come from its own fp32
+// transform, within transform_rel_err of the fp64 one.
+class Int8LinearTransformedInput : public ::testing::TestWithParam<LShape> {};
+
+TEST_P(Int8LinearTransformedInput, MatchesFp64Reference) {
+  const LShape s = GetParam();
+  const Case c = make_case(s, uint64_t(s.rows * 3 + s.cols * 7 + s.n_tok * 23 + int(s.tr)));
+  host::Device& device = test::test_device();
+  auto linear = make_linear_int8(device, c.w, QuantScheme::Int8, QuantParams{});
+  const InputTransform transform = s.tr == Tr::kRms ? InputTransform{InputTransform::Kind::kRmsNorm, nullptr, Case::kEps}
+                                   : s.tr == Tr::kSwiGlu ? InputTransform{InputTransform::Kind::kSwiGlu}
+                                                         : InputTransform{};
+  EXPECT_TRUE(linear->fuses(transform, s.n_tok));
+  EXPECT_EQ(linear->launches_per_forward(s.n_tok), s.n_tok == 1 ? 1 : 2);
+  Workspace ws(device);
+  host::Buffer xb = host::upload(device, c.x.data), nwb = host::upload(device, c.nw);
+  InputTransform with_norm = transform;
+  if (s.tr == Tr::kRms) with_norm.norm_weight = &nwb;
+  host::Buffer yb(device, size_t(s.n_tok) * s.rows * 4);
+  yb.fill_bytes(0xff);
+  linear->forward(xb, yb, s.n_tok, false, ws, with_norm);
+  const RefOut ref = reference_f64(c.xt, s.n_tok, c.w, 0.0, transform_rel_err(s.tr) + kFp32Err);
+  check_output(yb.read_vector<float>(size_t(s.n_tok) * s.rows), ref, nullptr, "int8 linear");
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Int8LinearTransformedInput,
+                         ::testing::Values(LShape{130, 172, 17, Tr::kRms, 1}, LShape{64, 4097, 17, Tr::kRms, 1},
+                                           LShape{33, 64, 17, Tr::kSwiGlu, 1}, LShape{40, 4096, 70, Tr::kSwiGlu, 1},
+                                           LShape{129, 4096, 70, Tr::kRms, 1}, LShape{64, 1001, 9, Tr::kNone, 1},
+                                           LShape{37, 172, 1, Tr::kRms, 1}),
                          lshape_name);
 
 TEST(StaticActScaleLinearParams, RefusesWhatItCannotHonor) {
