@@ -41,7 +41,8 @@ class LinearInt8 final : public Linear {
     std::vector<int32_t> slot(size_t(w.cols), -1);
     for (int64_t o = 0; o < n16_; ++o) {
       const int32_t j = w.outlier_dims[size_t(o)];
-      if (j < 0 || j >= w.cols) fail(ErrorKind::kInvalidArgument, "make_linear_int8: outlier dim {} outside [0, {})", j, w.cols);
+      if (j < 0 || j >= w.cols)
+        fail(ErrorKind::kInvalidArgument, "make_linear_int8: outlier dim {} outside [0, {})", j, w.cols);
       slot[size_t(j)] = int32_t(o);
     }
     std::vector<uint16_t> w16(size_t(rows_pad_ * std::max<int64_t>(n16_, 1)), 0);

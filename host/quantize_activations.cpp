@@ -15,10 +15,10 @@ constexpr int kFindOutliersWg = 256, kFindOutliersCols = 32;  // quantize.cl FO_
 
 std::shared_ptr<const Program> build(Device& device, int input_kind) {
   // Correctly rounded division: the codes must match the CPU's round_half_even(a * 127 / s) bit for bit.
-  return device.program("quantize.cl", fmt::format("-DQWG_SIZE={} -DINLINE_TOK={} -DFO_WG={} -DINPUT_KIND={} "
-                                                   "-cl-fp32-correctly-rounded-divide-sqrt",
-                                                   kWorkGroup, QuantizeActivations::kInlineTokens, kFindOutliersWg,
-                                                   input_kind));
+  return device.program("quantize.cl",
+                        fmt::format("-DQWG_SIZE={} -DINLINE_TOK={} -DFO_WG={} -DINPUT_KIND={} "
+                                    "-cl-fp32-correctly-rounded-divide-sqrt",
+                                    kWorkGroup, QuantizeActivations::kInlineTokens, kFindOutliersWg, input_kind));
 }
 }  // namespace
 
@@ -56,7 +56,8 @@ void QuantizeActivations::run(const Buffer& x, int n_tok, int cols, int kpad, co
   if (x.bytes() < size_t(n_tok) * x_cols * 4 || out.codes->bytes() < size_t(n_tok) * kpad ||
       out.sca->bytes() < size_t(n_tok) * 4 || out.flags->bytes() < size_t(cols) * 4 ||
       out.olist->bytes() < size_t(cols) * 4 || out.ocount->bytes() < 4)
-    fail(ErrorKind::kInternal, "quantize_activations: buffers too small for n_tok={} cols={} kpad={}", n_tok, cols, kpad);
+    fail(ErrorKind::kInternal, "quantize_activations: buffers too small for n_tok={} cols={} kpad={}", n_tok, cols,
+         kpad);
   const int use_flags = launches(n_tok, scale) == 2 ? 1 : 0;
   if (use_flags) {
     find_outliers_.args(x, int32_t(n_tok), int32_t(cols), scale.threshold, *out.flags);

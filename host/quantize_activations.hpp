@@ -42,7 +42,7 @@ struct Int8ActivationBuffers {
 // (x * rsqrt(mean(x^2) + eps) * norm_w), 2 SwiGLU (x [n_tok, 2 cols] = gate | up -> silu(gate) * up).
 // Without an outlier split only (the outlier columns would need the transformed x in memory).
 struct QuantizeInput {
-  int kind = 0;  // 0 none, 1 RMSNorm, 2 SwiGLU
+  int kind = 0;                    // 0 none, 1 RMSNorm, 2 SwiGLU
   const Buffer* norm_w = nullptr;  // [cols] f32 (RMSNorm)
   float eps = 0.0f;
 };

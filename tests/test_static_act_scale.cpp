@@ -81,10 +81,12 @@ RefOut reference_f64(const std::vector<double>& xt, int n_tok, const Int8Matrix&
   std::vector<Code> codes(size_t(n_tok * cols));  // [n_tok, cols]
   std::vector<double> token_amax(size_t(n_tok), amax);
   for (int i = 0; i < n_tok && amax <= 0.0; ++i)
-    for (int64_t j = 0; j < cols; ++j) token_amax[size_t(i)] = std::max(token_amax[size_t(i)], std::fabs(xt[size_t(i * cols + j)]));
+    for (int64_t j = 0; j < cols; ++j)
+      token_amax[size_t(i)] = std::max(token_amax[size_t(i)], std::fabs(xt[size_t(i * cols + j)]));
   const double code_err = amax <= 0.0 ? 2 * rel_err : rel_err;  // per token: x and its scale both move
   for (size_t e = 0; e < codes.size(); ++e)
-    codes[e] = token_amax[e / size_t(cols)] > 0 ? code_f64(xt[e], token_amax[e / size_t(cols)], code_err) : Code{0, false};
+    codes[e] =
+        token_amax[e / size_t(cols)] > 0 ? code_f64(xt[e], token_amax[e / size_t(cols)], code_err) : Code{0, false};
   for (int i = 0; i < n_tok; ++i)
     for (int64_t k = 0; k < rows; ++k) {
       int64_t c32 = 0, mag = 0, slack = 0;
@@ -368,7 +370,8 @@ TEST_P(Int8LinearTransformedInput, MatchesFp64Reference) {
   const Case c = make_case(s, uint64_t(s.rows * 3 + s.cols * 7 + s.n_tok * 23 + int(s.tr)));
   host::Device& device = test::test_device();
   auto linear = make_linear_int8(device, c.w, QuantScheme::Int8, QuantParams{});
-  const InputTransform transform = s.tr == Tr::kRms ? InputTransform{InputTransform::Kind::kRmsNorm, nullptr, Case::kEps}
+  const InputTransform transform = s.tr == Tr::kRms
+                                       ? InputTransform{InputTransform::Kind::kRmsNorm, nullptr, Case::kEps}
                                    : s.tr == Tr::kSwiGlu ? InputTransform{InputTransform::Kind::kSwiGlu}
                                                          : InputTransform{};
   EXPECT_TRUE(linear->fuses(transform, s.n_tok));
