@@ -261,7 +261,7 @@ void check_output(const std::vector<float>& y, const RefOut& ref, const std::vec
     const double want = ref.y[e] + (before ? (*before)[e] : 0.0);
     const double tol = ref.tol[e] + (before ? 2e-7 * std::fabs((*before)[e]) : 0.0);
     ASSERT_TRUE(std::isfinite(y[e])) << what << " e=" << e;
-    ASSERT_NEAR(y[e], want, tol) << what << " e=" << e;
+    ASSERT_NEAR(y[e], want, tol) << what << " e=" << e << " seed " << test::test_seed();
   }
 }
 
