@@ -139,9 +139,9 @@ __attribute__((always_inline)) inline void load_batch(__global const float* A, _
 
 inline char int8_code_masked(float x, float m, float s) { return (char)(m >= 0.0f && s != 0.0f ? int8_code(x, s) : 0); }
 
-// A: [n_tok, cols] f32   static_amax: 0 = per-token scales   flags: [cols] int (read when use_flags)
-// codes: [n_tok, kpad] int8 (columns cols..kpad-1 written 0)   sca: [n_tok] f32   olist: [cols] int (first
-// *ocount entries: O ascending)   ocount: [1] int.
+// A: [n_tok, cols] f32 ([n_tok, 2 cols] for SwiGLU)   static_amax: 0 = per-token scales   flags: [cols] int
+// (read when use_flags)   codes: [n_tok, kpad] int8 (columns cols..kpad-1 written 0)   sca: [n_tok] f32
+// olist: [cols] int (first *ocount entries: O ascending)   ocount: [1] int.
 // NDRange: global (n_tok * QWG_SIZE), local (QWG_SIZE): one work-group per token.
 // Each pass over the row takes whole groups of 4 columns, QR_BATCH 16-byte loads in flight per work-item
 // (one load at a time left the kernel waiting on memory: ~20 us per call at 512 x 4096 on the H100), then
