@@ -176,6 +176,26 @@ inline int work_group_exclusive_scan(int v, __local int* scratch, int* total, in
 #endif
 }
 
+// SwiGLU's gate, silu(g) * u = g / (1 + exp(-g)) * u, one expression for every kernel that applies it.
+inline float silu_times(float g, float u) { return g / (1.0f + exp(-g)) * u; }
+inline float4 silu_times4(float4 g, float4 u) { return g / (1.0f + exp(-g)) * u; }
+
+// a / b correctly rounded: PTX div.rn.f32 on NVIDIA; elsewhere the program must be built with
+// -cl-fp32-correctly-rounded-divide-sqrt.
+inline float div_rn(float a, float b) {
+#if QUILL_PTX
+  float r;
+  asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+#else
+  return a / b;
+#endif
+}
+
+// The LLM.int8() activation code clamp(round_half_even(x * 127 / s), -127, 127), clamped in float (a static
+// s lets |x| exceed s): bit-exact with engine/quantize_int8.cpp where the division is correctly rounded.
+inline int int8_code(float x, float s) { return (int)clamp(rint(div_rn(x * 127.0f, s)), -127.0f, 127.0f); }
+
 inline float dot8(float8 a, float8 b) { return dot(a.lo, b.lo) + dot(a.hi, b.hi); }
 
 // Two fp16 values packed in a uint (element 0 in the low 16 bits) to float2.

@@ -19,8 +19,6 @@ __kernel void embed(__global const int* tokens, __global const half* table, __gl
 }
 #endif
 
-inline float silu_times(float g, float u) { return g / (1.0f + exp(-g)) * u; }
-
 // gate_up: [n_tok, 2 * ffn] f32 (gate rows first, then up rows)   h: [n_tok, ffn] f32;
 // h = silu(gate) * up, 4 columns per work-item (16-byte loads and stores where ffn % 4 == 0).
 // NDRange: (ceil(ffn / 4), n_tok).

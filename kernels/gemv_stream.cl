@@ -149,7 +149,7 @@ __attribute__((always_inline)) inline void gs_chunk(
 #define GS_STORE_SET()                                                                              \
   {                                                                                                 \
     const float g_ = warp_sum(acc[0]) * factor, u_ = warp_sum(acc[1]) * factor;                     \
-    if (lane == 0) y[set] = g_ / (1.0f + exp(-g_)) * u_;                                            \
+    if (lane == 0) y[set] = silu_times(g_, u_);                                                     \
     acc[0] = acc[1] = 0.0f;                                                                         \
   }
 #else

@@ -236,7 +236,7 @@ inline float4 load_x4_ss(__global const float* x, __global const float* norm_w, 
     uv = (float4)(g[cols], c + 1 < cols ? g[cols + 1] : 0.0f, c + 2 < cols ? g[cols + 2] : 0.0f,
                   c + 3 < cols ? g[cols + 3] : 0.0f);
   }
-  return gv / (1.0f + exp(-gv)) * uv;
+  return silu_times4(gv, uv);
 #else
   __global const float* p = x + (size_t)t * cols + c;
   float4 v;
@@ -266,7 +266,7 @@ inline float4 load_x4(__global const float* x, __global const float* norm_w, int
 inline float load_x1_ss(__global const float* x, __global const float* norm_w, int t, int c, int cols, float* ss) {
 #if INPUT_KIND == 2
   const float g = x[(size_t)t * 2 * cols + c], u = x[(size_t)t * 2 * cols + cols + c];
-  return g / (1.0f + exp(-g)) * u;
+  return silu_times(g, u);
 #elif INPUT_KIND == 1
   const float v = x[(size_t)t * cols + c];
   *ss += v * v;

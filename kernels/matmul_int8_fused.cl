@@ -56,19 +56,6 @@
 #define FZ_PIPE 8  // measured best of 2 / 4 / 8 / 12 with 512 work-items (docs/PERFORMANCE.md, session 7)
 #endif
 
-inline float fz_div_rn(float a, float b) {
-#if QUILL_PTX
-  float r;
-  asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
-  return r;
-#else
-  return a / b;  // the program is built with -cl-fp32-correctly-rounded-divide-sqrt
-#endif
-}
-
-// clamp(round_half_even(x * 127 / s), -127, 127), clamped in float (a static s lets |x| exceed s).
-inline int fz_code(float x, float s) { return (int)clamp(rint(fz_div_rn(x * 127.0f, s)), -127.0f, 127.0f); }
-
 inline int fz_dot16(uint4 a, uint4 b, int c) {
   return dot_s8x4(a.w, b.w, dot_s8x4(a.z, b.z, dot_s8x4(a.y, b.y, dot_s8x4(a.x, b.x, c))));
 }
@@ -114,7 +101,7 @@ inline float fz_xt(__global const float* X, __global const float* nw, int transf
   if (transform == 2) {
     const float g = X[(size_t)t * 2 * cols + j];
     const float u = X[(size_t)t * 2 * cols + cols + j];
-    return g / (1.0f + exp(-g)) * u;
+    return silu_times(g, u);
   }
   const float x = X[(size_t)t * cols + j];
   return transform == 1 ? x * inv * nw[j] : x;
@@ -306,7 +293,7 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
     if (e < n4) {
       if (transform == 2) {
         const float4 gt = vload4(e, X), up = vload4(e, X + cols);
-        v = gt / (1.0f + exp(-gt)) * up;
+        v = silu_times4(gt, up);
       } else {
         v = vload4(e, X);
       }
@@ -352,10 +339,10 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
         const float4 v = xr[k];
         int q0 = 0, q1 = 0, q2 = 0, q3 = 0;
         if (s0 != 0.0f) {
-          q0 = om[k] & 1 ? 0 : fz_code(v.x, s0);
-          q1 = om[k] & 2 ? 0 : fz_code(v.y, s0);
-          q2 = om[k] & 4 ? 0 : fz_code(v.z, s0);
-          q3 = om[k] & 8 ? 0 : fz_code(v.w, s0);
+          q0 = om[k] & 1 ? 0 : int8_code(v.x, s0);
+          q1 = om[k] & 2 ? 0 : int8_code(v.y, s0);
+          q2 = om[k] & 4 ? 0 : int8_code(v.z, s0);
+          q3 = om[k] & 8 ? 0 : int8_code(v.w, s0);
         }
         const uint word = (uint)(q0 & 255) | ((uint)(q1 & 255) << 8) | ((uint)(q2 & 255) << 16) | ((uint)(q3 & 255) << 24);
         lc[e] = word;
@@ -481,7 +468,7 @@ void matmul_int8_fused(__global const char* CB, __global const float* SCB, __glo
       int q = 0;
       const float s = lsca[t];
       if (j < cols && s != 0.0f && !((lflags[j >> 5] >> (j & 31)) & 1u)) {
-        q = fz_code(fz_xt(X, nw, transform, linv[t], cols, t, j), s);
+        q = int8_code(fz_xt(X, nw, transform, linv[t], cols, t, j), s);
       }
       lcodes[e] = (char)q;
       if (dbg_here) dbg_codes[(size_t)t * kpad + j] = (char)q;

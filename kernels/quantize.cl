@@ -79,19 +79,6 @@ inline void outlier_flags(__global const float* A, int n_tok, int cols, float th
     f[u] = j + u < j1 && is_outlier_col(A, n_tok, cols, threshold, flags, use_flags, j + u);
 }
 
-inline float div_rn(float a, float b) {
-#if QUILL_PTX
-  float r;
-  asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
-  return r;
-#else
-  return a / b;
-#endif
-}
-
-// clamp(round_half_even(x * 127 / s), -127, 127), clamped in float (a static s lets |x| exceed s).
-inline int int8_code(float x, float s) { return (int)clamp(rint(div_rn(x * 127.0f, s)), -127.0f, 127.0f); }
-
 // Columns 4 q .. 4 q + 3 of row a (q < cols / 4), as one 16-byte load where rows are 16-byte aligned.
 inline float4 load_cols4(__global const float* a, int q, int aligned) {
   return aligned ? ((__global const float4*)a)[q] : vload4(q, a);
